@@ -1,0 +1,88 @@
+// One copy of every kernel, compiled for the x86-64 level named by FASTLOSS_ISA_NAMESPACE. CMake builds
+// this file once per level; the module picks a table at import time by what the CPU supports.
+//
+// The level is set with `#pragma GCC target` after the standard headers, so that only fastloss's own
+// functions get the wider instructions: library templates instantiated here keep the baseline target and
+// stay safe to merge with the other copies at link time.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "kernel_table.hpp"
+
+#if defined(FASTLOSS_TARGET_AVX512)
+#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,bmi2,prefer-vector-width=512")
+#define FASTLOSS_HAVE_FMA 1
+#elif defined(FASTLOSS_TARGET_AVX2)
+#pragma GCC target("avx2,fma,bmi2")
+#define FASTLOSS_HAVE_FMA 1
+#endif
+
+#include "fastloss/elementwise.hpp"
+#include "fastloss/reduce.hpp"
+
+#define FASTLOSS_CAT2(a, b) a##b
+#define FASTLOSS_CAT(a, b) FASTLOSS_CAT2(a, b)
+#define FASTLOSS_STR2(a) #a
+#define FASTLOSS_STR(a) FASTLOSS_STR2(a)
+
+namespace fastloss_bind {
+namespace {
+
+namespace fl = fastloss;
+
+template <class F, class T>
+Result run_elementwise(const Call& c) {
+  fl::ElementwiseArgs<T> x;
+  x.a = static_cast<const T*>(c.a);
+  x.b = static_cast<const T*>(c.b);
+  x.c = static_cast<const T*>(c.c);
+  x.weight = static_cast<const T*>(c.weight);
+  x.weight_scalar = c.weight_scalar;
+  x.n = c.n;
+  x.reduction = static_cast<fl::Reduction>(c.reduction);
+  x.out = static_cast<T*>(c.out);
+  x.grad_a = static_cast<T*>(c.grad_a);
+  x.grad_c = static_cast<T*>(c.grad_c);
+  x.num_threads = c.num_threads;
+  const fl::ElementwiseResult r = fl::elementwise(F(c.params), x);
+  return Result{r.value, r.weight_sum, r.first_bad};
+}
+
+template <class T>
+double run_probe(const void* a, const void* b, std::size_t n, int nt) {
+  return fl::read_probe(static_cast<const T*>(a), static_cast<const T*>(b), n, nt);
+}
+
+const KernelTable kTable = {
+    FASTLOSS_STR(FASTLOSS_ISA_NAMESPACE),
+    {
+#define FASTLOSS_ROW(name, functor) \
+  {&run_elementwise<fl::loss::functor, float>, &run_elementwise<fl::loss::functor, double>},
+        FASTLOSS_ELEMENTWISE_LOSSES(FASTLOSS_ROW)
+#undef FASTLOSS_ROW
+    },
+    {
+#define FASTLOSS_ARITY(name, functor) fl::loss::functor::kArity,
+        FASTLOSS_ELEMENTWISE_LOSSES(FASTLOSS_ARITY)
+#undef FASTLOSS_ARITY
+    },
+    {
+#define FASTLOSS_GRADS(name, functor) fl::loss::functor::kGrads,
+        FASTLOSS_ELEMENTWISE_LOSSES(FASTLOSS_GRADS)
+#undef FASTLOSS_GRADS
+    },
+    {&run_probe<float>, &run_probe<double>},
+};
+
+}  // namespace
+
+const KernelTable& FASTLOSS_CAT(table_, FASTLOSS_ISA_NAMESPACE)() { return kTable; }
+
+}  // namespace fastloss_bind

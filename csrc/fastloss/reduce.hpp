@@ -1,0 +1,262 @@
+// The deterministic parallel map-reduce driver for elementwise losses: the only OpenMP in the
+// elementwise family lives here.
+//
+// Determinism: the input is cut into blocks of kBlock elements, independent of the thread count. Each
+// block's partial sum is a fixed expression of its elements (kLanes interleaved float64 accumulators
+// combined in a fixed tree), and block partials are combined in a fixed pairwise tree. Threads only
+// decide who computes which block, so every thread count gives the same bits. float64 accumulation with
+// pairwise combination keeps a float32 mean of 10^7 elements within 1 float32 ulp of the exact value.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "fastloss/config.hpp"
+
+namespace fastloss {
+inline namespace FASTLOSS_ISA_NAMESPACE {
+
+enum class Reduction : int { none = 0, sum = 1, mean = 2 };
+
+constexpr std::size_t kBlock = 2048;
+constexpr std::size_t kLanes = 16;
+// Inputs shorter than this run on the calling thread: waking a team costs more than it saves
+// (measured with bench/threshold.py; see the README).
+constexpr std::size_t kParallelMin = std::size_t(1) << 16;
+
+inline int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// Threads for n elements: `requested` if positive, else OpenMP's default for the calling thread.
+inline int resolve_threads(int requested, std::size_t n, std::size_t min_per_thread = kParallelMin) {
+  int nt = requested > 0 ? requested : max_threads();
+  const std::size_t useful = n / min_per_thread;
+  if (useful < static_cast<std::size_t>(nt)) nt = static_cast<int>(useful > 1 ? useful : 1);
+  return nt;
+}
+
+// Runs body(b) for every block b in [0, nblocks), in parallel over a static schedule.
+template <class Body>
+void for_each_block(std::size_t nblocks, int nthreads, const Body& body) {
+  const auto nb = static_cast<std::ptrdiff_t>(nblocks);
+#ifdef _OPENMP
+  if (nthreads > 1) {
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (std::ptrdiff_t b = 0; b < nb; ++b) body(static_cast<std::size_t>(b));
+    return;
+  }
+#endif
+  (void)nthreads;
+  for (std::ptrdiff_t b = 0; b < nb; ++b) body(static_cast<std::size_t>(b));
+}
+
+namespace detail {
+
+// Fixed-tree sum of kLanes lane accumulators.
+inline double lane_total(const double* acc) {
+  double t[kLanes];
+  for (std::size_t k = 0; k < kLanes; ++k) t[k] = acc[k];
+  for (std::size_t h = kLanes / 2; h >= 1; h /= 2)
+    for (std::size_t k = 0; k < h; ++k) t[k] += t[k + h];
+  return t[0];
+}
+
+// Sum of buf[0, len) in kLanes interleaved accumulators; buf must have room up to a multiple of kLanes.
+inline double block_sum(double* buf, std::size_t len) {
+  const std::size_t padded = (len + kLanes - 1) / kLanes * kLanes;
+  for (std::size_t i = len; i < padded; ++i) buf[i] = 0.0;
+  double acc[kLanes] = {};
+  for (std::size_t i = 0; i < padded; i += kLanes)
+    for (std::size_t k = 0; k < kLanes; ++k) acc[k] += buf[i + k];
+  return lane_total(acc);
+}
+
+template <class T>
+double block_sum_cast(const T* x, std::size_t len) {
+  alignas(64) double buf[kBlock + kLanes];
+  for (std::size_t i = 0; i < len; ++i) buf[i] = static_cast<double>(x[i]);
+  return block_sum(buf, len);
+}
+
+// Pairwise (fixed binary tree) sum of v[lo, hi).
+inline double tree_sum(const double* v, std::size_t lo, std::size_t hi) {
+  if (hi - lo <= 2) return hi == lo ? 0.0 : (hi - lo == 1 ? v[lo] : v[lo] + v[lo + 1]);
+  const std::size_t mid = lo + (hi - lo) / 2;
+  return tree_sum(v, lo, mid) + tree_sum(v, mid, hi);
+}
+
+}  // namespace detail
+
+// One call of the elementwise driver. Pointers are to contiguous arrays of n elements; the optional ones
+// are null when absent. With `weight` null every element has weight `weight_scalar` (1 by default).
+template <class T>
+struct ElementwiseArgs {
+  const T* a = nullptr;        // prediction (or first score)
+  const T* b = nullptr;        // target
+  const T* c = nullptr;        // third per-element input, for functors with kArity == 3
+  const T* weight = nullptr;
+  double weight_scalar = 1.0;
+  std::size_t n = 0;
+  Reduction reduction = Reduction::mean;
+  T* out = nullptr;            // reduction == none: w * l
+  T* grad_a = nullptr;         // d(result)/da, or null
+  T* grad_c = nullptr;         // d(result)/dc for functors with kGrads == 2, or null
+  int num_threads = 0;         // 0: OpenMP's default
+};
+
+struct ElementwiseResult {
+  double value = 0.0;          // sum(w l), or its weighted mean; unused with reduction none
+  double weight_sum = 0.0;     // sum(w)
+  std::ptrdiff_t first_bad = -1;  // first element outside the loss's domain, or -1
+};
+
+namespace detail {
+
+struct Partial {
+  double sum;
+  double wsum;
+  std::size_t nbad;
+};
+
+template <bool kWeights, bool kOut, bool kGrad, class F, class T>
+Partial elementwise_block(const F& functor, const ElementwiseArgs<T>& x, std::size_t lo, std::size_t len,
+                          double gscale) {
+  // A local copy keeps the functor's parameters in registers: read through the reference inside a
+  // select they would need masked loads, and the loop would not vectorize.
+  const F f = functor;
+  alignas(64) double buf[kBlock + kLanes];
+  const T* const a = x.a + lo;
+  const T* const b = x.b + lo;
+  const T* const c = F::kArity == 3 ? x.c + lo : nullptr;
+  const T* const w = kWeights ? x.weight + lo : nullptr;
+  T* const out = kOut ? x.out + lo : nullptr;
+  T* const ga = kGrad ? x.grad_a + lo : nullptr;
+  T* const gc = (kGrad && F::kGrads == 2) ? x.grad_c + lo : nullptr;
+  const double ws = x.weight_scalar;
+  std::size_t nbad = 0;
+#pragma omp simd reduction(+ : nbad)
+  for (std::size_t i = 0; i < len; ++i) {
+    const double ai = static_cast<double>(a[i]);
+    const double bi = static_cast<double>(b[i]);
+    double ci = 0.0;
+    if constexpr (F::kArity == 3) ci = static_cast<double>(c[i]);
+    const auto e = f(ai, bi, ci);
+    double wi = ws;
+    if constexpr (kWeights) wi = static_cast<double>(w[i]);
+    const double wl = wi * e.loss;
+    buf[i] = wl;
+    if constexpr (F::kChecks) nbad += f.valid(ai, bi, ci) ? 0 : 1;
+    if constexpr (kOut) out[i] = static_cast<T>(wl);
+    if constexpr (kGrad) {
+      const double s = gscale * wi;
+      ga[i] = static_cast<T>(s * e.grad_a);
+      if constexpr (F::kGrads == 2) gc[i] = static_cast<T>(s * e.grad_c);
+    }
+  }
+  Partial p;
+  p.sum = block_sum(buf, len);
+  p.wsum = kWeights ? block_sum_cast(w, len) : ws * static_cast<double>(len);
+  p.nbad = nbad;
+  return p;
+}
+
+template <bool kWeights, bool kOut, bool kGrad, class F, class T>
+void elementwise_run(const F& f, const ElementwiseArgs<T>& x, ElementwiseResult& r) {
+  const std::size_t nblocks = (x.n + kBlock - 1) / kBlock;
+  const int nt = resolve_threads(x.num_threads, x.n);
+  auto block_len = [&](std::size_t blk) {
+    const std::size_t lo = blk * kBlock;
+    return x.n - lo < kBlock ? x.n - lo : kBlock;
+  };
+  std::vector<double> sums(nblocks), wsums(nblocks);
+  std::vector<std::size_t> nbad(nblocks);
+
+  // The gradient of a mean is scaled by 1/sum(w): with per-element weights that sum is needed before the
+  // main pass. It is computed block by block exactly as the main pass does, so it has the same bits.
+  double gscale = 1.0;
+  if (kGrad && x.reduction == Reduction::mean) {
+    double total_w = x.weight_scalar * static_cast<double>(x.n);
+    if constexpr (kWeights) {
+      for_each_block(nblocks, nt, [&](std::size_t blk) {
+        wsums[blk] = block_sum_cast(x.weight + blk * kBlock, block_len(blk));
+      });
+      total_w = tree_sum(wsums.data(), 0, nblocks);
+    } else {
+      // Same expression as the main pass's sum of per-block ws * len.
+      for (std::size_t blk = 0; blk < nblocks; ++blk)
+        wsums[blk] = x.weight_scalar * static_cast<double>(block_len(blk));
+      total_w = tree_sum(wsums.data(), 0, nblocks);
+    }
+    gscale = 1.0 / total_w;
+  }
+
+  for_each_block(nblocks, nt, [&](std::size_t blk) {
+    const Partial p = elementwise_block<kWeights, kOut, kGrad>(f, x, blk * kBlock, block_len(blk), gscale);
+    sums[blk] = p.sum;
+    wsums[blk] = p.wsum;
+    nbad[blk] = p.nbad;
+  });
+
+  if constexpr (F::kChecks) {
+    for (std::size_t blk = 0; blk < nblocks; ++blk) {
+      if (nbad[blk] == 0) continue;
+      const std::size_t lo = blk * kBlock, hi = lo + block_len(blk);
+      for (std::size_t i = lo; i < hi; ++i) {
+        const double ci = F::kArity == 3 ? static_cast<double>(x.c[i]) : 0.0;
+        if (!f.valid(static_cast<double>(x.a[i]), static_cast<double>(x.b[i]), ci)) {
+          r.first_bad = static_cast<std::ptrdiff_t>(i);
+          return;
+        }
+      }
+    }
+  }
+  r.value = tree_sum(sums.data(), 0, nblocks);
+  r.weight_sum = tree_sum(wsums.data(), 0, nblocks);
+  if (x.reduction == Reduction::mean) r.value /= r.weight_sum;
+}
+
+}  // namespace detail
+
+// Runs functor f over the inputs: writes out/grads as requested and returns the reduction. Elements
+// outside f's domain are reported in first_bad (and the outputs are then meaningless).
+template <class F, class T>
+ElementwiseResult elementwise(const F& f, const ElementwiseArgs<T>& x) {
+  ElementwiseResult r;
+  const bool w = x.weight != nullptr;
+  const bool out = x.reduction == Reduction::none && x.out != nullptr;
+  const bool grad = x.grad_a != nullptr;
+  using detail::elementwise_run;
+  if (w) {
+    if (out) grad ? elementwise_run<true, true, true>(f, x, r) : elementwise_run<true, true, false>(f, x, r);
+    else grad ? elementwise_run<true, false, true>(f, x, r) : elementwise_run<true, false, false>(f, x, r);
+  } else {
+    if (out) grad ? elementwise_run<false, true, true>(f, x, r) : elementwise_run<false, true, false>(f, x, r);
+    else grad ? elementwise_run<false, false, true>(f, x, r) : elementwise_run<false, false, false>(f, x, r);
+  }
+  return r;
+}
+
+// Bandwidth probe for the roofline: sum of a[i] + b[i], the simplest read of the same bytes a
+// two-input loss reads. Not a loss; `fastloss bench` times it beside the losses.
+template <class T>
+double read_probe(const T* a, const T* b, std::size_t n, int num_threads) {
+  const int nt = resolve_threads(num_threads, n);
+  const auto nn = static_cast<std::ptrdiff_t>(n);
+  double s = 0.0;
+#pragma omp parallel for simd num_threads(nt) schedule(static) reduction(+ : s) if (nt > 1)
+  for (std::ptrdiff_t i = 0; i < nn; ++i) s += static_cast<double>(a[i]) + static_cast<double>(b[i]);
+  return s;
+}
+
+}  // namespace FASTLOSS_ISA_NAMESPACE
+}  // namespace fastloss

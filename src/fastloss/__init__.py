@@ -1,0 +1,43 @@
+"""fastloss: fast, exact machine-learning losses and their gradients on multicore CPUs."""
+
+from fastloss._backend import (
+    get_backend,
+    get_num_threads,
+    num_threads,
+    set_backend,
+    set_num_threads,
+    use_backend,
+)
+from fastloss._info import __version__, info
+from fastloss.classification import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    hinge,
+    sigmoid_focal_loss,
+)
+from fastloss.metric import margin_ranking_loss
+from fastloss.regression import huber, log_cosh, mae, mse, pinball, pseudo_huber, rmse, smooth_l1
+
+__all__ = [
+    "__version__",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "get_backend",
+    "get_num_threads",
+    "hinge",
+    "huber",
+    "info",
+    "log_cosh",
+    "mae",
+    "margin_ranking_loss",
+    "mse",
+    "num_threads",
+    "pinball",
+    "pseudo_huber",
+    "rmse",
+    "set_backend",
+    "set_num_threads",
+    "sigmoid_focal_loss",
+    "smooth_l1",
+    "use_backend",
+]

@@ -1,0 +1,3 @@
+from fastloss.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""The call path every elementwise public function shares: validate -> backend kernel -> shape result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fastloss import _backend, _validate
+from fastloss._numpy import ELEMENTWISE_SPECS
+
+
+def run(
+    func: str,
+    loss: str,
+    inputs: dict[str, Any],
+    *,
+    params: tuple[float, ...] = (),
+    weight: Any = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+    aux: tuple[str, Any] | None = None,
+) -> Any:
+    """Evaluate elementwise kernel `loss` for public function `func`.
+
+    `inputs` maps argument names to arrays in kernel order (a, b[, c]); `aux` is an optional
+    (name, value) per-element operand that broadcasts like a weight and is passed as c (pos_weight).
+    Returns the value, or (value, grad) with return_grad; a loss with two differentiable inputs
+    returns (value, (grad_a, grad_c)).
+    """
+    code = _validate.reduction_code(reduction)
+    return_grad = _validate.bool_param("return_grad", return_grad)
+    names = tuple(inputs)
+    arrays = tuple(_validate.as_array(v, k) for k, v in inputs.items())
+    shape = _validate.same_shape(names, arrays)
+    dtype = _validate.compute_dtype(*arrays)
+    flats = [_validate.flat(a, dtype) for a in arrays]
+    w, w_scalar = (None, 1.0)
+    if weight is not None:
+        w, w_scalar = _validate.broadcast_operand(weight, "weight", shape, dtype)
+    if aux is not None:
+        c, c_scalar = _validate.broadcast_operand(aux[1], aux[0], shape, dtype)
+        if c is None:
+            c = np.full(flats[0].shape, c_scalar, dtype=dtype)
+        flats.append(c)
+    a, b = flats[0], flats[1]
+    c = flats[2] if len(flats) > 2 else None
+
+    value, _, first_bad, out, grad_a, grad_c = _backend.kernels().elementwise(
+        loss, a, b, c, w, w_scalar, list(params), code, return_grad, _backend.thread_arg()
+    )
+    if first_bad >= 0:
+        raise ValueError(_bad_element_message(func, loss, names, flats, shape, first_bad))
+
+    result = out.reshape(shape) if code == 0 else dtype.type(value)
+    if not return_grad:
+        return result
+    if grad_c is not None:
+        return result, (grad_a.reshape(shape), grad_c.reshape(shape))
+    return result, grad_a.reshape(shape)
+
+
+def _bad_element_message(
+    func: str, loss: str, names: tuple[str, ...], flats: list[np.ndarray], shape: tuple[int, ...], i: int
+) -> str:
+    where = tuple(int(k) for k in np.unravel_index(i, shape)) if shape else ()
+    index = ", ".join(map(str, where))
+    for chk in ELEMENTWISE_SPECS[loss].checks:
+        x = flats[chk.arg][i : i + 1].astype(np.float64)
+        if not chk.valid(x)[0]:
+            name = names[chk.arg] if chk.arg < len(names) else "c"
+            return f"{func}: {name} {chk.message}; found {name}[{index}] = {float(x[0])!r}"
+    return f"{func}: invalid input at [{index}]"  # unreachable while both backends agree

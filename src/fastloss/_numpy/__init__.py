@@ -1,0 +1,8 @@
+"""The pure-NumPy backend: the same kernel signatures as fastloss._core."""
+
+from fastloss._numpy.elementwise import LOSSES as ELEMENTWISE_SPECS
+from fastloss._numpy.elementwise import elementwise
+
+ELEMENTWISE_LOSSES = list(ELEMENTWISE_SPECS)
+
+__all__ = ["ELEMENTWISE_LOSSES", "ELEMENTWISE_SPECS", "elementwise"]

@@ -1,0 +1,123 @@
+"""Shared input normalisation for every public function.
+
+Everything a kernel receives has been through here: a supported dtype, identical shapes, C-contiguous
+flat copies (or views) in the computation dtype, a checked reduction and checked parameters. Errors
+name the offending argument and value.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
+
+
+def reduction_code(reduction: object) -> int:
+    if not isinstance(reduction, str):
+        raise TypeError(f"reduction must be a string, got {type(reduction).__name__}")
+    try:
+        return REDUCTIONS[reduction]
+    except KeyError:
+        raise ValueError(
+            f"reduction must be one of 'mean', 'sum', 'none'; got {reduction!r}"
+        ) from None
+
+
+def as_array(x: object, name: str) -> np.ndarray:
+    """np.asarray with a dtype check: real numbers and booleans only."""
+    try:
+        a = np.asarray(x)
+    except (ValueError, TypeError) as e:  # ragged nested sequences and the like
+        raise ValueError(f"{name} cannot be converted to an array: {e}") from None
+    kind = a.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name} must be real, got complex dtype {a.dtype}")
+    if kind not in "fiub":
+        raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    if kind == "f" and a.dtype.itemsize > 8:
+        raise TypeError(
+            f"{name} has dtype {a.dtype}: extended precision is not supported; "
+            "convert to float64 explicitly"
+        )
+    return a
+
+
+def compute_dtype(*arrays: np.ndarray) -> np.dtype:
+    """float32/float64 natively, float16 as float32; without any float input, float64.
+
+    Integer and boolean arrays (labels, say) take the dtype of the float inputs beside them, so float32
+    scores with int8 labels compute in float32.
+    """
+    floats = [a.dtype for a in arrays if a.dtype.kind == "f"]
+    if not floats:
+        return np.dtype(np.float64)
+    dt = np.result_type(*floats)
+    return np.dtype(np.float32) if dt == np.float16 else np.dtype(dt)
+
+
+def same_shape(names: tuple[str, ...], arrays: tuple[np.ndarray, ...]) -> tuple[int, ...]:
+    shape = arrays[0].shape
+    for name, a in zip(names[1:], arrays[1:]):
+        if a.shape != shape:
+            raise ValueError(
+                f"{names[0]} and {name} must have the same shape (no broadcasting), "
+                f"got {shape} and {a.shape}"
+            )
+    return shape
+
+
+def flat(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous 1-D array of `dtype` with a's elements in C order; a view when a already is one."""
+    return np.ascontiguousarray(a, dtype=dtype).reshape(-1)
+
+
+def broadcast_operand(
+    value: object, name: str, shape: tuple[int, ...], dtype: np.dtype
+) -> tuple[np.ndarray | None, float]:
+    """An optional per-element operand (weight, pos_weight) that must broadcast to `shape`.
+
+    Returns (None, scalar) when it holds one value, else (flat array of `shape`, 1.0).
+    """
+    w = as_array(value, name)
+    try:
+        bshape = np.broadcast_shapes(w.shape, shape)
+    except ValueError:
+        bshape = None
+    if bshape != tuple(shape):
+        raise ValueError(f"{name} of shape {w.shape} does not broadcast to the input shape {shape}")
+    if w.size == 1:
+        return None, float(w.astype(dtype).reshape(()))
+    return flat(np.broadcast_to(w, shape), dtype), 1.0
+
+
+def real_param(
+    name: str,
+    value: object,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+) -> float:
+    """A real scalar parameter, checked against bounds; NaN is rejected."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if v != v:
+        raise ValueError(f"{name} must not be NaN")
+    if gt is not None and not v > gt:
+        raise ValueError(f"{name} must be > {gt:g}, got {v:g}")
+    if ge is not None and not v >= ge:
+        raise ValueError(f"{name} must be >= {ge:g}, got {v:g}")
+    if le is not None and not v <= le:
+        raise ValueError(f"{name} must be <= {le:g}, got {v:g}")
+    return v
+
+
+def bool_param(name: str, value: object) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)

@@ -1,0 +1,124 @@
+"""Binary classification losses: hinge, binary cross-entropy (on probabilities and on logits), focal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastloss import _elementwise, _validate
+
+ArrayLike = Any
+
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "hinge",
+    "sigmoid_focal_loss",
+]
+
+
+def hinge(
+    scores: ArrayLike,
+    target: ArrayLike,
+    *,
+    margin: float = 1.0,
+    squared: bool = False,
+    weight: ArrayLike | None = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Hinge loss ``max(0, margin - target * scores)``, squared if ``squared=True``.
+
+    ``target`` must be exactly -1 or +1 (ValueError naming the first bad position otherwise).
+    ``dl/dscores = -target`` where the margin is violated, else 0. With ``margin=1`` the mean matches
+    ``sklearn.metrics.hinge_loss`` for binary labels.
+
+    >>> import fastloss
+    >>> float(fastloss.hinge([2.0, 0.5, -1.0], [1, 1, 1]))
+    0.8333333333333334
+    """
+    m = _validate.real_param("margin", margin)
+    sq = _validate.bool_param("squared", squared)
+    return _elementwise.run("hinge", "hinge", {"scores": scores, "target": target},
+                            params=(m, 1.0 if sq else 0.0), weight=weight, reduction=reduction,
+                            return_grad=return_grad)
+
+
+def binary_cross_entropy(
+    probs: ArrayLike,
+    target: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Binary cross-entropy on probabilities: ``-(t log p + (1 - t) log(1 - p))``.
+
+    Matches ``torch.nn.functional.binary_cross_entropy``: each log is clamped at -100, so ``p`` of
+    exactly 0 or 1 gives a finite loss, and the gradient is ``(p - t) / max(p (1 - p), 1e-12)``. ``probs``
+    and ``target`` must lie in [0, 1] (ValueError otherwise). Prefer
+    :func:`binary_cross_entropy_with_logits` where logits are available: it is exact where this clamps.
+
+    >>> import fastloss
+    >>> round(float(fastloss.binary_cross_entropy([0.9, 0.2], [1.0, 0.0])), 12)
+    0.164252033486
+    """
+    return _elementwise.run("binary_cross_entropy", "bce", {"probs": probs, "target": target},
+                            weight=weight, reduction=reduction, return_grad=return_grad)
+
+
+def binary_cross_entropy_with_logits(
+    logits: ArrayLike,
+    target: ArrayLike,
+    *,
+    pos_weight: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Binary cross-entropy on logits: ``t w softplus(-x) + (1 - t) softplus(x)``, ``w = pos_weight``.
+
+    Matches ``torch.nn.functional.binary_cross_entropy_with_logits`` (``pos_weight`` broadcasts to the
+    logits, as there). Computed stably for any logit; the sum of two non-negative terms above equals
+    PyTorch's ``(1 - t) x + (1 + (w - 1) t) softplus(-x)`` without its cancellation, and a hard label with
+    an infinite logit gives the limit rather than NaN. ``target`` must lie in [0, 1].
+    ``dl/dx = (1 - t) sigmoid(x) - t w sigmoid(-x)``.
+
+    >>> import fastloss
+    >>> round(float(fastloss.binary_cross_entropy_with_logits([2.0, -1.0], [1.0, 0.0])), 12)
+    0.220100941904
+    """
+    if pos_weight is None:
+        return _elementwise.run("binary_cross_entropy_with_logits", "bce_logits",
+                                {"logits": logits, "target": target}, params=(1.0,), weight=weight,
+                                reduction=reduction, return_grad=return_grad)
+    return _elementwise.run("binary_cross_entropy_with_logits", "bce_logits_pw",
+                            {"logits": logits, "target": target}, aux=("pos_weight", pos_weight),
+                            weight=weight, reduction=reduction, return_grad=return_grad)
+
+
+def sigmoid_focal_loss(
+    logits: ArrayLike,
+    target: ArrayLike,
+    *,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    weight: ArrayLike | None = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Sigmoid focal loss (Lin et al. 2017): ``alpha_t (1 - p_t)^gamma BCE_with_logits(x, t)``.
+
+    ``p = sigmoid(x)``, ``p_t = p t + (1 - p)(1 - t)``, ``alpha_t = alpha t + (1 - alpha)(1 - t)``; a
+    negative ``alpha`` turns the class balancing off (``alpha_t = 1``). With ``gamma = 0`` it is the
+    alpha-balanced binary cross-entropy. Matches ``torchvision.ops.sigmoid_focal_loss``; note that
+    torchvision's default ``reduction`` is ``"none"`` and ours is ``"mean"``. ``gamma`` must be >= 0,
+    ``alpha`` <= 1, ``target`` in [0, 1].
+
+    >>> import fastloss
+    >>> round(float(fastloss.sigmoid_focal_loss([2.0, -1.0], [1.0, 0.0])), 12)
+    0.014863003847
+    """
+    a = _validate.real_param("alpha", alpha, le=1.0)
+    g = _validate.real_param("gamma", gamma, ge=0.0)
+    return _elementwise.run("sigmoid_focal_loss", "sigmoid_focal", {"logits": logits, "target": target},
+                            params=(a, g), weight=weight, reduction=reduction, return_grad=return_grad)

@@ -1,0 +1,218 @@
+"""Regression losses: MSE, MAE, RMSE, Huber, smooth L1, log-cosh, pseudo-Huber, pinball.
+
+Common parameters
+-----------------
+pred, target : array_like
+    Predictions and targets of identical shape (no broadcasting).
+weight : array_like, optional
+    Per-element weights broadcastable to ``pred``. ``"none"`` returns ``w * l``, ``"sum"`` is
+    ``sum(w * l)`` and ``"mean"`` is the weighted mean ``sum(w * l) / sum(w)``.
+reduction : {"mean", "sum", "none"}
+return_grad : bool
+    Also return d(result)/d(pred), of ``pred``'s shape, computed in the same pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fastloss import _elementwise, _validate
+
+ArrayLike = Any
+
+__all__ = ["huber", "log_cosh", "mae", "mse", "pinball", "pseudo_huber", "rmse", "smooth_l1"]
+
+
+def _pair(func: str, loss: str, pred, target, params=(), **kw) -> Any:
+    return _elementwise.run(func, loss, {"pred": pred, "target": target}, params=params, **kw)
+
+
+def mse(
+    pred: ArrayLike,
+    target: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Mean squared error, ``l = (pred - target)^2``; ``dl/dpred = 2 (pred - target)``.
+
+    Matches ``torch.nn.functional.mse_loss`` (and ``sklearn.metrics.mean_squared_error``).
+    See the module docstring for the common parameters.
+
+    >>> import fastloss
+    >>> float(fastloss.mse([1.0, 2.0, 3.0], [1.0, 2.0, 5.0]))
+    1.3333333333333333
+    """
+    return _pair("mse", "mse", pred, target, weight=weight, reduction=reduction, return_grad=return_grad)
+
+
+def mae(
+    pred: ArrayLike,
+    target: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Mean absolute error, ``l = |pred - target|``; ``dl/dpred = sign(pred - target)`` (0 at 0).
+
+    Matches ``torch.nn.functional.l1_loss`` (and ``sklearn.metrics.mean_absolute_error``).
+
+    >>> import fastloss
+    >>> float(fastloss.mae([1.0, 2.0, 3.0], [2.0, 2.0, 5.0]))
+    1.0
+    """
+    return _pair("mae", "mae", pred, target, weight=weight, reduction=reduction, return_grad=return_grad)
+
+
+def rmse(
+    pred: ArrayLike,
+    target: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Root mean squared error, ``sqrt(sum(w (pred - target)^2) / sum(w))``.
+
+    ``reduction`` must be ``"mean"`` (a root of a sum or per element is not an RMSE). The gradient is
+    ``w (pred - target) / (sum(w) rmse)``; where the error is exactly zero it is 0 (a subgradient).
+    Matches ``sklearn.metrics.root_mean_squared_error``.
+
+    >>> import fastloss
+    >>> float(fastloss.rmse([0.0, 0.0], [3.0, 4.0]))
+    3.5355339059327378
+    """
+    if reduction != "mean":
+        _validate.reduction_code(reduction)
+        raise ValueError(f"rmse supports only reduction='mean', got {reduction!r}")
+    res = _pair("rmse", "mse", pred, target, weight=weight, reduction="mean", return_grad=return_grad)
+    if not return_grad:
+        return np.sqrt(res)
+    m, g = res
+    r = np.sqrt(m)
+    if r > 0:
+        g *= g.dtype.type(0.5 / float(r))
+    elif r == 0:
+        g[...] = 0
+    return r, g
+
+
+def huber(
+    pred: ArrayLike,
+    target: ArrayLike,
+    *,
+    delta: float = 1.0,
+    weight: ArrayLike | None = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Huber loss: ``0.5 d^2`` if ``|d| < delta`` else ``delta (|d| - 0.5 delta)``, ``d = pred - target``.
+
+    ``dl/dpred = clip(d, -delta, delta)``. Matches ``torch.nn.functional.huber_loss``; ``delta`` must be
+    > 0. With a weight, ``"mean"`` is the weighted mean (PyTorch's divides by N instead). Computed
+    branch-free, so its speed does not depend on how many residuals exceed ``delta``.
+
+    >>> import fastloss
+    >>> float(fastloss.huber([0.0, 0.0], [0.5, 3.0]))
+    1.3125
+    """
+    d = _validate.real_param("delta", delta, gt=0.0)
+    return _pair("huber", "huber", pred, target, (d,), weight=weight, reduction=reduction,
+                 return_grad=return_grad)
+
+
+def smooth_l1(
+    pred: ArrayLike,
+    target: ArrayLike,
+    *,
+    beta: float = 1.0,
+    weight: ArrayLike | None = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Smooth L1: ``0.5 d^2 / beta`` if ``|d| < beta`` else ``|d| - 0.5 beta``; ``beta = 0`` is L1.
+
+    Matches ``torch.nn.functional.smooth_l1_loss``; ``beta`` must be >= 0. Equals ``huber / beta``.
+
+    >>> import fastloss
+    >>> float(fastloss.smooth_l1([0.0, 0.0], [0.5, 3.0]))
+    1.3125
+    """
+    b = _validate.real_param("beta", beta, ge=0.0)
+    if b == 0.0:
+        return _pair("smooth_l1", "mae", pred, target, weight=weight, reduction=reduction,
+                     return_grad=return_grad)
+    return _pair("smooth_l1", "smooth_l1", pred, target, (b,), weight=weight, reduction=reduction,
+                 return_grad=return_grad)
+
+
+def log_cosh(
+    pred: ArrayLike,
+    target: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Log-cosh loss, ``l = log(cosh(d))``, ``d = pred - target``; ``dl/dpred = tanh(d)``.
+
+    Computed in the stable form ``|d| + log1p(exp(-2|d|)) - log 2`` (no overflow for large ``|d|``), and
+    by its series ``d^2/2 - d^4/12 + d^6/45`` for ``|d| < 2^-7`` where that form cancels. Matches Keras's
+    ``log_cosh`` (PyTorch has no such loss).
+
+    >>> import fastloss
+    >>> round(float(fastloss.log_cosh([0.0], [1.0])), 12)
+    0.433780830483
+    """
+    return _pair("log_cosh", "log_cosh", pred, target, weight=weight, reduction=reduction,
+                 return_grad=return_grad)
+
+
+def pseudo_huber(
+    pred: ArrayLike,
+    target: ArrayLike,
+    *,
+    delta: float = 1.0,
+    weight: ArrayLike | None = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Pseudo-Huber loss, ``delta^2 (sqrt(1 + (d / delta)^2) - 1)``; ``dl/dpred = d / sqrt(1 + (d/delta)^2)``.
+
+    Matches ``scipy.special.pseudo_huber(delta, d)``; ``delta`` must be > 0 (SciPy returns inf for
+    ``delta < 0`` and 0 for ``delta = 0``; fastloss raises instead).
+
+    >>> import fastloss
+    >>> round(float(fastloss.pseudo_huber([0.0], [1.0])), 12)
+    0.414213562373
+    """
+    d = _validate.real_param("delta", delta, gt=0.0)
+    return _pair("pseudo_huber", "pseudo_huber", pred, target, (d,), weight=weight,
+                 reduction=reduction, return_grad=return_grad)
+
+
+def pinball(
+    pred: ArrayLike,
+    target: ArrayLike,
+    *,
+    quantile: float = 0.5,
+    weight: ArrayLike | None = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Pinball (quantile) loss: ``q (t - p)`` if ``t >= p`` else ``(q - 1)(t - p)``.
+
+    Matches ``sklearn.metrics.mean_pinball_loss(target, pred, alpha=quantile, sample_weight=weight)``;
+    ``quantile`` must lie in [0, 1]. ``dl/dpred`` is ``-q`` above, ``1 - q`` below, 0 at ``t = p``.
+
+    >>> import fastloss
+    >>> float(fastloss.pinball([0.0, 0.0], [1.0, -1.0], quantile=0.9))
+    0.5
+    """
+    q = _validate.real_param("quantile", quantile, ge=0.0, le=1.0)
+    return _pair("pinball", "pinball", pred, target, (q,), weight=weight, reduction=reduction,
+                 return_grad=return_grad)
