@@ -16,6 +16,7 @@ namespace fastloss_bind {
   X(pseudo_huber, PseudoHuber)         \
   X(pinball, Pinball)                  \
   X(hinge, Hinge)                      \
+  X(squared_hinge, SquaredHinge)       \
   X(bce, Bce)                          \
   X(bce_logits, BceLogits)             \
   X(bce_logits_pw, BceLogitsPosWeight) \

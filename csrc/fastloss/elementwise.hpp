@@ -142,21 +142,24 @@ struct Pinball : PairLoss {
   }
 };
 
-// l = max(0, margin - t s) [squared]  with t in {-1, +1}  (sklearn hinge_loss for margin = 1)
-struct Hinge : PairLoss {
+// l = max(0, margin - t s)  with t in {-1, +1}  (sklearn hinge_loss for margin = 1)
+// Squared: l = max(0, margin - t s)^2. Two functors, not a flag: a select on a loop-invariant flag
+// stops GCC from vectorizing.
+template <bool Squared>
+struct HingeT : PairLoss {
   static constexpr bool kChecks = true;
   double margin;
-  bool squared;
-  explicit Hinge(const double* prm) : margin(prm[0]), squared(prm[1] != 0.0) {}
+  explicit HingeT(const double* prm) : margin(prm[0]) {}
   FASTLOSS_INLINE Eval operator()(double s, double t, double) const {
-    double gp = 0.0;
     const double v = margin - t * s;
     const double h = v < 0.0 ? 0.0 : v;  // NaN stays NaN
-    gp = squared ? -2.0 * t * h : nan_or(v, v > 0.0 ? -t : 0.0);
-    return {squared ? h * h : h, gp, 0.0};
+    if constexpr (Squared) return {h * h, -2.0 * t * h, 0.0};
+    return {h, nan_or(v, v > 0.0 ? -t : 0.0), 0.0};
   }
   FASTLOSS_INLINE bool valid(double, double t, double) const { return is_pm1(t); }
 };
+using Hinge = HingeT<false>;
+using SquaredHinge = HingeT<true>;
 
 // l = -(t max(log p, -100) + (1 - t) max(log(1 - p), -100))  (torch binary_cross_entropy)
 // dl/dp = (p - t) / max(p (1 - p), 1e-12)  (torch's backward)
@@ -202,21 +205,21 @@ using BceLogitsPosWeight = BceLogitsT<3>;
 // alpha_t = alpha t + (1 - alpha)(1 - t), or 1 when alpha < 0  (torchvision sigmoid_focal_loss)
 struct SigmoidFocal : PairLoss {
   static constexpr bool kChecks = true;
-  double alpha, gamma;
-  explicit SigmoidFocal(const double* prm) : alpha(prm[0]), gamma(prm[1]) {}
+  double gamma, zero_pow, a0, a1;  // alpha_t = a0 + a1 t
+  explicit SigmoidFocal(const double* prm)
+      : gamma(prm[1]), zero_pow(prm[1] == 0.0 ? 1.0 : 0.0),
+        a0(prm[0] < 0.0 ? 1.0 : 1.0 - prm[0]), a1(prm[0] < 0.0 ? 0.0 : 2.0 * prm[0] - 1.0) {}
   FASTLOSS_INLINE Eval operator()(double x, double t, double) const {
-    double gx = 0.0;
     const math::Logistic s = math::logistic(x);
     const double ce = mix(t, s.softplus_neg, s.softplus_pos);
     const double dce = (1.0 - t) * s.sigmoid_pos - t * s.sigmoid_neg;           // p - t
     const double q = s.sigmoid_pos * (1.0 - t) + s.sigmoid_neg * t;             // 1 - p_t
-    const double mod = math::pow_nonneg(q, gamma);                              // q^gamma
-    const double at = alpha < 0.0 ? 1.0 : alpha * t + (1.0 - alpha) * (1.0 - t);
+    const double mod = math::pow_nonneg(q, gamma, zero_pow);                    // q^gamma
+    const double at = a0 + a1 * t;
     // d(q^gamma)/dx = gamma q^(gamma-1) p (1 - p)(1 - 2t); its limit at q = 0 is 0.
     const double pq = s.sigmoid_pos * s.sigmoid_neg * (1.0 - 2.0 * t);
     const double dmod = q > 0.0 ? gamma * mod * pq / q : 0.0 * q;
-    gx = at * (dce * mod + ce * dmod);
-    return {at * ce * mod, gx, 0.0};
+    return {at * ce * mod, at * (dce * mod + ce * dmod), 0.0};
   }
   FASTLOSS_INLINE bool valid(double, double t, double) const { return in_unit(t); }
 };

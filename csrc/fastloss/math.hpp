@@ -157,10 +157,11 @@ FASTLOSS_INLINE Logistic logistic(double x) {
   return r;
 }
 
-// q^g for q >= 0 and g >= 0, with 0^0 = 1 and 0^g = 0.
-FASTLOSS_INLINE double pow_nonneg(double q, double g) {
+// q^g for q >= 0 and a fixed g >= 0, given zero_pow = 0^g (1 for g = 0, else 0). The caller computes
+// zero_pow once: a select on the loop-invariant g would stop GCC from vectorizing the loop.
+FASTLOSS_INLINE double pow_nonneg(double q, double g, double zero_pow) {
   const double r = math::exp(g * math::log(q));
-  return g == 0.0 ? 1.0 : (q == 0.0 ? 0.0 : r);
+  return q == 0.0 ? zero_pow : r;
 }
 
 }  // namespace math

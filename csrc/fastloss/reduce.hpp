@@ -2,10 +2,11 @@
 // elementwise family lives here.
 //
 // Determinism: the input is cut into blocks of kBlock elements, independent of the thread count. Each
-// block's partial sum is a fixed expression of its elements (kLanes interleaved float64 accumulators
-// combined in a fixed tree), and block partials are combined in a fixed pairwise tree. Threads only
-// decide who computes which block, so every thread count gives the same bits. float64 accumulation with
-// pairwise combination keeps a float32 mean of 10^7 elements within 1 float32 ulp of the exact value.
+// block's partial sum is a fixed expression of its elements (the vector lanes of one `omp simd`
+// reduction, a fixed order for a given build and SIMD level), and block partials are combined in a
+// fixed pairwise tree. Threads only decide who computes which block, so every thread count gives the
+// same bits. float64 accumulation over short blocks with pairwise combination keeps a float32 mean of
+// 10^7 elements within 1 float32 ulp of the exact value.
 #pragma once
 
 #include <cstddef>
@@ -24,10 +25,9 @@ inline namespace FASTLOSS_ISA_NAMESPACE {
 enum class Reduction : int { none = 0, sum = 1, mean = 2 };
 
 constexpr std::size_t kBlock = 2048;
-constexpr std::size_t kLanes = 16;
 // Inputs shorter than this run on the calling thread: waking a team costs more than it saves
 // (measured with bench/threshold.py; see the README).
-constexpr std::size_t kParallelMin = std::size_t(1) << 16;
+constexpr std::size_t kParallelMin = std::size_t(1) << 13;
 
 inline int max_threads() {
 #ifdef _OPENMP
@@ -62,30 +62,14 @@ void for_each_block(std::size_t nblocks, int nthreads, const Body& body) {
 
 namespace detail {
 
-// Fixed-tree sum of kLanes lane accumulators.
-inline double lane_total(const double* acc) {
-  double t[kLanes];
-  for (std::size_t k = 0; k < kLanes; ++k) t[k] = acc[k];
-  for (std::size_t h = kLanes / 2; h >= 1; h /= 2)
-    for (std::size_t k = 0; k < h; ++k) t[k] += t[k + h];
-  return t[0];
-}
-
-// Sum of buf[0, len) in kLanes interleaved accumulators; buf must have room up to a multiple of kLanes.
-inline double block_sum(double* buf, std::size_t len) {
-  const std::size_t padded = (len + kLanes - 1) / kLanes * kLanes;
-  for (std::size_t i = len; i < padded; ++i) buf[i] = 0.0;
-  double acc[kLanes] = {};
-  for (std::size_t i = 0; i < padded; i += kLanes)
-    for (std::size_t k = 0; k < kLanes; ++k) acc[k] += buf[i + k];
-  return lane_total(acc);
-}
-
+// Sum of x[0, len) in float64. The pre-pass over weights and the main pass both use it, so they agree
+// to the bit.
 template <class T>
-double block_sum_cast(const T* x, std::size_t len) {
-  alignas(64) double buf[kBlock + kLanes];
-  for (std::size_t i = 0; i < len; ++i) buf[i] = static_cast<double>(x[i]);
-  return block_sum(buf, len);
+double block_sum(const T* x, std::size_t len) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (std::size_t i = 0; i < len; ++i) s += static_cast<double>(x[i]);
+  return s;
 }
 
 // Pairwise (fixed binary tree) sum of v[lo, hi).
@@ -125,7 +109,7 @@ namespace detail {
 struct Partial {
   double sum;
   double wsum;
-  std::size_t nbad;
+  double nbad;  // a double counter vectorizes more cheaply than an integer one; exact below 2^53
 };
 
 template <bool kWeights, bool kOut, bool kGrad, class F, class T>
@@ -134,7 +118,6 @@ Partial elementwise_block(const F& functor, const ElementwiseArgs<T>& x, std::si
   // A local copy keeps the functor's parameters in registers: read through the reference inside a
   // select they would need masked loads, and the loop would not vectorize.
   const F f = functor;
-  alignas(64) double buf[kBlock + kLanes];
   const T* const a = x.a + lo;
   const T* const b = x.b + lo;
   const T* const c = F::kArity == 3 ? x.c + lo : nullptr;
@@ -143,8 +126,8 @@ Partial elementwise_block(const F& functor, const ElementwiseArgs<T>& x, std::si
   T* const ga = kGrad ? x.grad_a + lo : nullptr;
   T* const gc = (kGrad && F::kGrads == 2) ? x.grad_c + lo : nullptr;
   const double ws = x.weight_scalar;
-  std::size_t nbad = 0;
-#pragma omp simd reduction(+ : nbad)
+  double sum = 0.0, nbad = 0.0;
+#pragma omp simd reduction(+ : sum, nbad)
   for (std::size_t i = 0; i < len; ++i) {
     const double ai = static_cast<double>(a[i]);
     const double bi = static_cast<double>(b[i]);
@@ -154,8 +137,8 @@ Partial elementwise_block(const F& functor, const ElementwiseArgs<T>& x, std::si
     double wi = ws;
     if constexpr (kWeights) wi = static_cast<double>(w[i]);
     const double wl = wi * e.loss;
-    buf[i] = wl;
-    if constexpr (F::kChecks) nbad += f.valid(ai, bi, ci) ? 0 : 1;
+    sum += wl;
+    if constexpr (F::kChecks) nbad += f.valid(ai, bi, ci) ? 0.0 : 1.0;
     if constexpr (kOut) out[i] = static_cast<T>(wl);
     if constexpr (kGrad) {
       const double s = gscale * wi;
@@ -164,8 +147,8 @@ Partial elementwise_block(const F& functor, const ElementwiseArgs<T>& x, std::si
     }
   }
   Partial p;
-  p.sum = block_sum(buf, len);
-  p.wsum = kWeights ? block_sum_cast(w, len) : ws * static_cast<double>(len);
+  p.sum = sum;
+  p.wsum = kWeights ? block_sum(w, len) : ws * static_cast<double>(len);
   p.nbad = nbad;
   return p;
 }
@@ -179,7 +162,7 @@ void elementwise_run(const F& f, const ElementwiseArgs<T>& x, ElementwiseResult&
     return x.n - lo < kBlock ? x.n - lo : kBlock;
   };
   std::vector<double> sums(nblocks), wsums(nblocks);
-  std::vector<std::size_t> nbad(nblocks);
+  std::vector<double> nbad(nblocks);
 
   // The gradient of a mean is scaled by 1/sum(w): with per-element weights that sum is needed before the
   // main pass. It is computed block by block exactly as the main pass does, so it has the same bits.
@@ -188,7 +171,7 @@ void elementwise_run(const F& f, const ElementwiseArgs<T>& x, ElementwiseResult&
     double total_w = x.weight_scalar * static_cast<double>(x.n);
     if constexpr (kWeights) {
       for_each_block(nblocks, nt, [&](std::size_t blk) {
-        wsums[blk] = block_sum_cast(x.weight + blk * kBlock, block_len(blk));
+        wsums[blk] = block_sum(x.weight + blk * kBlock, block_len(blk));
       });
       total_w = tree_sum(wsums.data(), 0, nblocks);
     } else {
@@ -209,7 +192,7 @@ void elementwise_run(const F& f, const ElementwiseArgs<T>& x, ElementwiseResult&
 
   if constexpr (F::kChecks) {
     for (std::size_t blk = 0; blk < nblocks; ++blk) {
-      if (nbad[blk] == 0) continue;
+      if (nbad[blk] == 0.0) continue;
       const std::size_t lo = blk * kBlock, hi = lo + block_len(blk);
       for (std::size_t i = lo; i < hi; ++i) {
         const double ci = F::kArity == 3 ? static_cast<double>(x.c[i]) : 0.0;
@@ -247,15 +230,28 @@ ElementwiseResult elementwise(const F& f, const ElementwiseArgs<T>& x) {
 }
 
 // Bandwidth probe for the roofline: sum of a[i] + b[i], the simplest read of the same bytes a
-// two-input loss reads. Not a loss; `fastloss bench` times it beside the losses.
+// two-input loss reads, over the same blocks and threads, into 16 independent accumulators. Not a loss:
+// `fastloss bench` times it beside the losses as the machine's read bandwidth.
 template <class T>
 double read_probe(const T* a, const T* b, std::size_t n, int num_threads) {
-  const int nt = resolve_threads(num_threads, n);
-  const auto nn = static_cast<std::ptrdiff_t>(n);
-  double s = 0.0;
-#pragma omp parallel for simd num_threads(nt) schedule(static) reduction(+ : s) if (nt > 1)
-  for (std::ptrdiff_t i = 0; i < nn; ++i) s += static_cast<double>(a[i]) + static_cast<double>(b[i]);
-  return s;
+  constexpr std::size_t kLanes = 16;
+  const std::size_t nblocks = (n + kBlock - 1) / kBlock;
+  std::vector<double> sums(nblocks);
+  for_each_block(nblocks, resolve_threads(num_threads, n), [&](std::size_t blk) {
+    const T* const pa = a + blk * kBlock;
+    const T* const pb = b + blk * kBlock;
+    const std::size_t len = n - blk * kBlock < kBlock ? n - blk * kBlock : kBlock;
+    const std::size_t full = len / kLanes * kLanes;
+    double acc[kLanes] = {};
+    for (std::size_t i = 0; i < full; i += kLanes)
+      for (std::size_t k = 0; k < kLanes; ++k)
+        acc[k] += static_cast<double>(pa[i + k]) + static_cast<double>(pb[i + k]);
+    for (std::size_t i = full; i < len; ++i) acc[0] += static_cast<double>(pa[i]) + static_cast<double>(pb[i]);
+    double s = 0.0;
+    for (std::size_t k = 0; k < kLanes; ++k) s += acc[k];
+    sums[blk] = s;
+  });
+  return detail::tree_sum(sums.data(), 0, nblocks);
 }
 
 }  // namespace FASTLOSS_ISA_NAMESPACE

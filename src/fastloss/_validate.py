@@ -51,6 +51,8 @@ def compute_dtype(*arrays: np.ndarray) -> np.dtype:
     scores with int8 labels compute in float32.
     """
     floats = [a.dtype for a in arrays if a.dtype.kind == "f"]
+    if floats and all(dt == floats[0] for dt in floats) and floats[0].itemsize >= 4:
+        return floats[0]  # the common case, without np.result_type's cost
     if not floats:
         return np.dtype(np.float64)
     dt = np.result_type(*floats)

@@ -38,9 +38,9 @@ def hinge(
     """
     m = _validate.real_param("margin", margin)
     sq = _validate.bool_param("squared", squared)
-    return _elementwise.run("hinge", "hinge", {"scores": scores, "target": target},
-                            params=(m, 1.0 if sq else 0.0), weight=weight, reduction=reduction,
-                            return_grad=return_grad)
+    return _elementwise.run("hinge", "squared_hinge" if sq else "hinge",
+                            {"scores": scores, "target": target}, params=(m,), weight=weight,
+                            reduction=reduction, return_grad=return_grad)
 
 
 def binary_cross_entropy(

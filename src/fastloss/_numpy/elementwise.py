@@ -100,13 +100,15 @@ def _pinball(a, b, c, prm):
 
 
 def _hinge(a, b, c, prm):
-    margin, squared = prm[0], prm[1] != 0.0
-    v = margin - b * a
+    v = prm[0] - b * a
     h = np.where(v < 0.0, 0.0, v)
-    if squared:
-        return h * h, -2.0 * b * h, None
-    grad = np.where(np.isnan(v), v, np.where(v > 0.0, -b, 0.0))
-    return h, grad, None
+    return h, np.where(np.isnan(v), v, np.where(v > 0.0, -b, 0.0)), None
+
+
+def _squared_hinge(a, b, c, prm):
+    v = prm[0] - b * a
+    h = np.where(v < 0.0, 0.0, v)
+    return h * h, -2.0 * b * h, None
 
 
 def _bce(a, b, c, prm):
@@ -145,7 +147,7 @@ def _sigmoid_focal(a, b, c, prm):
     dce = (1.0 - b) * p - b * pn
     q = p * (1.0 - b) + pn * b  # 1 - p_t
     mod = np.ones_like(q) if gamma == 0.0 else q**gamma
-    at = 1.0 if alpha < 0.0 else alpha * b + (1.0 - alpha) * (1.0 - b)
+    at = 1.0 if alpha < 0.0 else (1.0 - alpha) + (2.0 * alpha - 1.0) * b
     safe_q = np.where(q > 0.0, q, 1.0)
     dmod = np.where(q > 0.0, gamma * mod * p * pn * (1.0 - 2.0 * b) / safe_q, 0.0 * q)
     return at * ce * mod, at * (dce * mod + ce * dmod), None
@@ -167,6 +169,7 @@ LOSSES: dict[str, Spec] = {
     "pseudo_huber": Spec(_pseudo_huber),
     "pinball": Spec(_pinball),
     "hinge": Spec(_hinge, checks=(Check(1, _pm1, PM1),)),
+    "squared_hinge": Spec(_squared_hinge, checks=(Check(1, _pm1, PM1),)),
     "bce": Spec(_bce, checks=(Check(0, _unit, UNIT), Check(1, _unit, UNIT))),
     "bce_logits": Spec(_bce_logits, checks=(Check(1, _unit, UNIT),)),
     "bce_logits_pw": Spec(_bce_logits, arity=3, checks=(Check(1, _unit, UNIT),)),
