@@ -17,16 +17,22 @@ namespace fastloss {
 inline namespace FASTLOSS_ISA_NAMESPACE {
 namespace loss {
 
-struct Eval {
-  double loss;
-  double grad_a;  // d loss / d a
-  double grad_c;  // d loss / d c, for kGrads == 2
+template <class V>
+struct EvalT {
+  V loss;
+  V grad_a;  // d loss / d a
+  V grad_c;  // d loss / d c, for kGrads == 2
 };
+using Eval = EvalT<double>;
 
 struct PairLoss {
   static constexpr int kArity = 2;     // inputs read: (a, b) or (a, b, c)
   static constexpr int kGrads = 1;     // derivatives written: d/da, or d/da and d/dc
   static constexpr bool kChecks = false;
+  // True for transcendental losses whose operator() is a template on the compute type: float32 inputs
+  // are then computed in float32 (twice the SIMD lanes), still summed in float64. Memory-bound losses
+  // compute in float64 always: it costs them nothing.
+  static constexpr bool kFloatCompute = false;
   FASTLOSS_INLINE bool valid(double, double, double) const { return true; }
 };
 
@@ -39,9 +45,12 @@ FASTLOSS_INLINE bool is_pm1(double t) { return t == 1.0 || t == -1.0 || !(t == t
 FASTLOSS_INLINE bool in_unit(double p) { return !(p < 0.0 || p > 1.0); }
 // t a + (1 - t) b, where a term whose factor is exactly 0 is dropped even if the other factor is infinite
 // (a hard label t in {0, 1} with an infinite logit gives the limit, not 0 * inf = NaN).
-FASTLOSS_INLINE double mix(double t, double a, double b) {
-  return (t == 0.0 ? 0.0 : t * a) + (t == 1.0 ? 0.0 : (1.0 - t) * b);
+template <class V>
+FASTLOSS_INLINE V mix(V t, V a, V b) {
+  return (t == V(0) ? V(0) : t * a) + (t == V(1) ? V(0) : (V(1) - t) * b);
 }
+template <class V>
+FASTLOSS_INLINE bool in_unit_v(V p) { return !(p < V(0) || p > V(1)); }
 
 // l = (p - t)^2 ; dl/dp = 2 (p - t)
 struct Mse : PairLoss {
@@ -187,16 +196,18 @@ template <int Arity>
 struct BceLogitsT : PairLoss {
   static constexpr int kArity = Arity;
   static constexpr bool kChecks = true;
+  static constexpr bool kFloatCompute = true;
   double pos_weight;
   explicit BceLogitsT(const double* prm) : pos_weight(prm[0]) {}
-  FASTLOSS_INLINE Eval operator()(double x, double t, double c) const {
-    double gx = 0.0;
-    const double w = Arity == 3 ? c : pos_weight;
-    const math::Logistic s = math::logistic(x);
-    gx = (1.0 - t) * s.sigmoid_pos - t * w * s.sigmoid_neg;
-    return {mix(t, w * s.softplus_neg, s.softplus_pos), gx, 0.0};
+  template <class V>
+  FASTLOSS_INLINE EvalT<V> operator()(V x, V t, V c) const {
+    const V w = Arity == 3 ? c : V(pos_weight);
+    const math::Logistic<V> s = math::logistic(x);
+    return {mix(t, w * s.softplus_neg, s.softplus_pos), (V(1) - t) * s.sigmoid_pos - t * w * s.sigmoid_neg,
+            V(0)};
   }
-  FASTLOSS_INLINE bool valid(double, double t, double) const { return in_unit(t); }
+  template <class V>
+  FASTLOSS_INLINE bool valid(V, V t, V) const { return in_unit_v(t); }
 };
 using BceLogits = BceLogitsT<2>;
 using BceLogitsPosWeight = BceLogitsT<3>;
@@ -205,23 +216,27 @@ using BceLogitsPosWeight = BceLogitsT<3>;
 // alpha_t = alpha t + (1 - alpha)(1 - t), or 1 when alpha < 0  (torchvision sigmoid_focal_loss)
 struct SigmoidFocal : PairLoss {
   static constexpr bool kChecks = true;
+  static constexpr bool kFloatCompute = true;
   double gamma, zero_pow, a0, a1;  // alpha_t = a0 + a1 t
   explicit SigmoidFocal(const double* prm)
       : gamma(prm[1]), zero_pow(prm[1] == 0.0 ? 1.0 : 0.0),
         a0(prm[0] < 0.0 ? 1.0 : 1.0 - prm[0]), a1(prm[0] < 0.0 ? 0.0 : 2.0 * prm[0] - 1.0) {}
-  FASTLOSS_INLINE Eval operator()(double x, double t, double) const {
-    const math::Logistic s = math::logistic(x);
-    const double ce = mix(t, s.softplus_neg, s.softplus_pos);
-    const double dce = (1.0 - t) * s.sigmoid_pos - t * s.sigmoid_neg;           // p - t
-    const double q = s.sigmoid_pos * (1.0 - t) + s.sigmoid_neg * t;             // 1 - p_t
-    const double mod = math::pow_nonneg(q, gamma, zero_pow);                    // q^gamma
-    const double at = a0 + a1 * t;
+  template <class V>
+  FASTLOSS_INLINE EvalT<V> operator()(V x, V t, V) const {
+    const math::Logistic<V> s = math::logistic(x);
+    const V ce = mix(t, s.softplus_neg, s.softplus_pos);
+    const V dce = (V(1) - t) * s.sigmoid_pos - t * s.sigmoid_neg;           // p - t
+    const V q = s.sigmoid_pos * (V(1) - t) + s.sigmoid_neg * t;             // 1 - p_t
+    const V g = V(gamma);
+    const V mod = math::pow_nonneg(q, g, V(zero_pow));                      // q^gamma
+    const V at = V(a0) + V(a1) * t;
     // d(q^gamma)/dx = gamma q^(gamma-1) p (1 - p)(1 - 2t); its limit at q = 0 is 0.
-    const double pq = s.sigmoid_pos * s.sigmoid_neg * (1.0 - 2.0 * t);
-    const double dmod = q > 0.0 ? gamma * mod * pq / q : 0.0 * q;
-    return {at * ce * mod, at * (dce * mod + ce * dmod), 0.0};
+    const V pq = s.sigmoid_pos * s.sigmoid_neg * (V(1) - V(2) * t);
+    const V dmod = q > V(0) ? g * mod * pq / q : V(0) * q;
+    return {at * ce * mod, at * (dce * mod + ce * dmod), V(0)};
   }
-  FASTLOSS_INLINE bool valid(double, double t, double) const { return in_unit(t); }
+  template <class V>
+  FASTLOSS_INLINE bool valid(V, V t, V) const { return in_unit_v(t); }
 };
 
 // l = max(0, -y (x1 - x2) + margin), y in {-1, +1}  (torch margin_ranking_loss); a = x1, b = y, c = x2

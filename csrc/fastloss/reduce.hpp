@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #ifdef _OPENMP
@@ -118,6 +119,8 @@ Partial elementwise_block(const F& functor, const ElementwiseArgs<T>& x, std::si
   // A local copy keeps the functor's parameters in registers: read through the reference inside a
   // select they would need masked loads, and the loop would not vectorize.
   const F f = functor;
+  // The element compute type: float32 inputs of a kFloatCompute functor run in float, all else in double.
+  using V = std::conditional_t<std::is_same_v<T, float> && F::kFloatCompute, float, double>;
   const T* const a = x.a + lo;
   const T* const b = x.b + lo;
   const T* const c = F::kArity == 3 ? x.c + lo : nullptr;
@@ -129,21 +132,21 @@ Partial elementwise_block(const F& functor, const ElementwiseArgs<T>& x, std::si
   double sum = 0.0, nbad = 0.0;
 #pragma omp simd reduction(+ : sum, nbad)
   for (std::size_t i = 0; i < len; ++i) {
-    const double ai = static_cast<double>(a[i]);
-    const double bi = static_cast<double>(b[i]);
-    double ci = 0.0;
-    if constexpr (F::kArity == 3) ci = static_cast<double>(c[i]);
+    const V ai = static_cast<V>(a[i]);
+    const V bi = static_cast<V>(b[i]);
+    V ci = V(0);
+    if constexpr (F::kArity == 3) ci = static_cast<V>(c[i]);
     const auto e = f(ai, bi, ci);
     double wi = ws;
     if constexpr (kWeights) wi = static_cast<double>(w[i]);
-    const double wl = wi * e.loss;
+    const double wl = wi * static_cast<double>(e.loss);
     sum += wl;
     if constexpr (F::kChecks) nbad += f.valid(ai, bi, ci) ? 0.0 : 1.0;
     if constexpr (kOut) out[i] = static_cast<T>(wl);
     if constexpr (kGrad) {
       const double s = gscale * wi;
-      ga[i] = static_cast<T>(s * e.grad_a);
-      if constexpr (F::kGrads == 2) gc[i] = static_cast<T>(s * e.grad_c);
+      ga[i] = static_cast<T>(s * static_cast<double>(e.grad_a));
+      if constexpr (F::kGrads == 2) gc[i] = static_cast<T>(s * static_cast<double>(e.grad_c));
     }
   }
   Partial p;
@@ -194,9 +197,10 @@ void elementwise_run(const F& f, const ElementwiseArgs<T>& x, ElementwiseResult&
     for (std::size_t blk = 0; blk < nblocks; ++blk) {
       if (nbad[blk] == 0.0) continue;
       const std::size_t lo = blk * kBlock, hi = lo + block_len(blk);
+      using V = std::conditional_t<std::is_same_v<T, float> && F::kFloatCompute, float, double>;
       for (std::size_t i = lo; i < hi; ++i) {
-        const double ci = F::kArity == 3 ? static_cast<double>(x.c[i]) : 0.0;
-        if (!f.valid(static_cast<double>(x.a[i]), static_cast<double>(x.b[i]), ci)) {
+        const V ci = F::kArity == 3 ? static_cast<V>(x.c[i]) : V(0);
+        if (!f.valid(static_cast<V>(x.a[i]), static_cast<V>(x.b[i]), ci)) {
           r.first_bad = static_cast<std::ptrdiff_t>(i);
           return;
         }

@@ -1,0 +1,43 @@
+"""Elementwise losses at 10^6 and 10^7 elements, float32 and float64: fastloss (1 and all threads)
+against idiomatic NumPy, PyTorch (1 and all threads) and scikit-learn's ``sklearn._loss`` when installed."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+import fastloss
+from fastloss import _benchcases
+
+IMPLS = ["fastloss-1t", "fastloss-all", "numpy", "torch-1t", "torch-all", "sklearn-1t", "sklearn-all"]
+
+
+@functools.lru_cache(maxsize=2)
+def _case(name, n, dtype):
+    return _benchcases.build(name, n, dtype)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("loss", _benchcases.NAMES)
+def test_elementwise(benchmark, loss, n, dtype, impl, max_threads):
+    case = _case(loss, n, dtype)
+    benchmark.group = f"{loss} n={n:.0e} {dtype}"
+    threads = 1 if impl.endswith("-1t") else max_threads
+    if impl.startswith("fastloss"):
+        def fn():
+            with fastloss.num_threads(threads):
+                return case.fastloss()
+    elif impl == "numpy":
+        fn = case.numpy
+    elif impl.startswith("torch"):
+        if case.torch is None:
+            pytest.skip("PyTorch not installed")
+        fn = case.torch(threads)
+    else:
+        if case.sklearn is None:
+            pytest.skip("scikit-learn has no such loss, or is not installed")
+        fn = case.sklearn(threads)
+    benchmark.extra_info["bytes"] = case.nbytes
+    benchmark.pedantic(fn, rounds=7, iterations=1, warmup_rounds=1)
