@@ -33,6 +33,9 @@ struct PairLoss {
   // are then computed in float32 (twice the SIMD lanes), still summed in float64. Memory-bound losses
   // compute in float64 always: it costs them nothing.
   static constexpr bool kFloatCompute = false;
+  // True for functors split in two: stage(a, b, c) is computed for a chunk of elements first, then
+  // operator()(a, b, c, stage) (see elementwise_block).
+  static constexpr bool kStaged = false;
   FASTLOSS_INLINE bool valid(double, double, double) const { return true; }
 };
 
@@ -90,33 +93,30 @@ struct Huber : PairLoss {
 };
 
 // l = 0.5 d^2 / beta if |d| < beta else |d| - 0.5 beta  (torch smooth_l1_loss, beta > 0; beta = 0 is Mae)
-struct SmoothL1 : PairLoss {
-  double beta, inv_beta;
-  explicit SmoothL1(const double* prm) : beta(prm[0]), inv_beta(1.0 / prm[0]) {}
+// That is Huber with delta = beta, divided by beta.
+struct SmoothL1 : Huber {
+  double inv_beta;
+  explicit SmoothL1(const double* prm) : Huber(prm), inv_beta(1.0 / prm[0]) {}
   FASTLOSS_INLINE Eval operator()(double p, double t, double) const {
-    double gp = 0.0;
-    const double d = p - t;
-    const double ad = abs(d);
-    const double a = ad < beta ? ad : beta;
-    gp = clamp(d, -beta, beta) * inv_beta;
-    return {a * (ad - 0.5 * a) * inv_beta, gp, 0.0};
+    const Eval e = Huber::operator()(p, t, 0.0);
+    return {e.loss * inv_beta, e.grad_a * inv_beta, 0.0};
   }
 };
 
 // l = log cosh d = |d| + log1p(exp(-2|d|)) - log 2 (series d^2/2 - d^4/12 + d^6/45 for |d| < 2^-7,
 // where the stable form cancels) ; dl/dp = tanh d
 struct LogCosh : PairLoss {
+  static constexpr bool kStaged = true;
   explicit LogCosh(const double*) {}
-  FASTLOSS_INLINE Eval operator()(double p, double t, double) const {
-    double gp = 0.0;
+  FASTLOSS_INLINE double stage(double p, double t, double) const { return math::exp(-2.0 * abs(p - t)); }
+  FASTLOSS_INLINE Eval operator()(double p, double t, double c) const { return (*this)(p, t, c, stage(p, t, c)); }
+  FASTLOSS_INLINE Eval operator()(double p, double t, double, double e) const {
     const double d = p - t;
     const double ad = abs(d);
-    const double e = math::exp(-2.0 * ad);
     const double big = ad + math::log1p_unit(e) - math::kLn2;
     const double d2 = d * d;
     const double small = d2 * (0.5 + d2 * (-1.0 / 12.0 + d2 * (1.0 / 45.0)));
-    gp = sign(d) * ((1.0 - e) / (1.0 + e));
-    gp = nan_or(d, gp);
+    const double gp = nan_or(d, sign(d) * ((1.0 - e) / (1.0 + e)));
     return {ad < 0.0078125 ? small : big, gp, 0.0};
   }
 };
@@ -199,10 +199,15 @@ struct BceLogitsT : PairLoss {
   static constexpr bool kFloatCompute = true;
   double pos_weight;
   explicit BceLogitsT(const double* prm) : pos_weight(prm[0]) {}
+  static constexpr bool kStaged = true;
   template <class V>
-  FASTLOSS_INLINE EvalT<V> operator()(V x, V t, V c) const {
+  FASTLOSS_INLINE V stage(V x, V, V) const { return math::exp_neg_abs(x); }
+  template <class V>
+  FASTLOSS_INLINE EvalT<V> operator()(V x, V t, V c) const { return (*this)(x, t, c, math::exp_neg_abs(x)); }
+  template <class V>
+  FASTLOSS_INLINE EvalT<V> operator()(V x, V t, V c, V e) const {
     const V w = Arity == 3 ? c : V(pos_weight);
-    const math::Logistic<V> s = math::logistic(x);
+    const math::Logistic<V> s = math::logistic(x, e);
     return {mix(t, w * s.softplus_neg, s.softplus_pos), (V(1) - t) * s.sigmoid_pos - t * w * s.sigmoid_neg,
             V(0)};
   }
@@ -221,9 +226,14 @@ struct SigmoidFocal : PairLoss {
   explicit SigmoidFocal(const double* prm)
       : gamma(prm[1]), zero_pow(prm[1] == 0.0 ? 1.0 : 0.0),
         a0(prm[0] < 0.0 ? 1.0 : 1.0 - prm[0]), a1(prm[0] < 0.0 ? 0.0 : 2.0 * prm[0] - 1.0) {}
+  static constexpr bool kStaged = true;
   template <class V>
-  FASTLOSS_INLINE EvalT<V> operator()(V x, V t, V) const {
-    const math::Logistic<V> s = math::logistic(x);
+  FASTLOSS_INLINE V stage(V x, V, V) const { return math::exp_neg_abs(x); }
+  template <class V>
+  FASTLOSS_INLINE EvalT<V> operator()(V x, V t, V c) const { return (*this)(x, t, c, math::exp_neg_abs(x)); }
+  template <class V>
+  FASTLOSS_INLINE EvalT<V> operator()(V x, V t, V, V e) const {
+    const math::Logistic<V> s = math::logistic(x, e);
     const V ce = mix(t, s.softplus_neg, s.softplus_pos);
     const V dce = (V(1) - t) * s.sigmoid_pos - t * s.sigmoid_neg;           // p - t
     const V q = s.sigmoid_pos * (V(1) - t) + s.sigmoid_neg * t;             // 1 - p_t

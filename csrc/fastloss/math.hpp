@@ -16,22 +16,25 @@ namespace fastloss {
 inline namespace FASTLOSS_ISA_NAMESPACE {
 namespace math {
 
-FASTLOSS_INLINE std::uint64_t as_bits(double x) {
-  std::uint64_t u;
-  std::memcpy(&u, &x, sizeof u);
-  return u;
+// The bits of a float or double as the unsigned integer of its size, and back.
+template <class To, class From>
+FASTLOSS_INLINE To bit_cast(From x) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast between types of different sizes");
+  To y;
+  std::memcpy(&y, &x, sizeof y);
+  return y;
 }
-
-FASTLOSS_INLINE double from_bits(std::uint64_t u) {
-  double x;
-  std::memcpy(&x, &u, sizeof x);
-  return x;
-}
+FASTLOSS_INLINE std::uint64_t as_bits(double x) { return bit_cast<std::uint64_t>(x); }
+FASTLOSS_INLINE double from_bits(std::uint64_t u) { return bit_cast<double>(u); }
+FASTLOSS_INLINE std::uint32_t as_bits(float x) { return bit_cast<std::uint32_t>(x); }
+FASTLOSS_INLINE float from_bits(std::uint32_t u) { return bit_cast<float>(u); }
 
 // a*b + c, fused where the target has FMA.
-FASTLOSS_INLINE double fmadd(double a, double b, double c) {
+template <class V>
+FASTLOSS_INLINE V fmadd(V a, V b, V c) {
 #if FASTLOSS_HAVE_FMA
-  return __builtin_fma(a, b, c);
+  if constexpr (sizeof(V) == 4) return __builtin_fmaf(a, b, c);
+  else return __builtin_fma(a, b, c);
 #else
   return a * b + c;
 #endif
@@ -103,9 +106,9 @@ FASTLOSS_INLINE double log(double x) {
   const bool subnormal = x < 2.2250738585072014e-308;
   const double xs = subnormal ? x * 18014398509481984.0 : x;  // * 2^54
   const std::uint64_t u = as_bits(xs);
-  double m = from_bits((u & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull);  // [1, 2)
+  double m = from_bits(std::uint64_t{(u & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull});  // [1, 2)
   // The biased exponent as a double, via the same bit trick as pow2i.
-  double e = from_bits(((u >> 52) & 0x7FFull) | 0x4330000000000000ull) - 4503599627370496.0;
+  double e = from_bits(std::uint64_t{((u >> 52) & 0x7FFull) | 0x4330000000000000ull}) - 4503599627370496.0;
   e -= subnormal ? 1077.0 : 1023.0;
   const bool high = m > 1.4142135623730951;
   m = high ? m * 0.5 : m;
@@ -136,26 +139,6 @@ FASTLOSS_INLINE double log1p_unit(double u) {
 
 // ---- float versions: the same algorithms with float constants and shorter polynomials, for losses
 // that compute float32 inputs in float32 (8 AVX2 lanes instead of 4). Within 2 float ulp.
-
-FASTLOSS_INLINE std::uint32_t as_bits(float x) {
-  std::uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  return u;
-}
-
-FASTLOSS_INLINE float from_bits(std::uint32_t u) {
-  float x;
-  std::memcpy(&x, &u, sizeof x);
-  return x;
-}
-
-FASTLOSS_INLINE float fmadd(float a, float b, float c) {
-#if FASTLOSS_HAVE_FMA
-  return __builtin_fmaf(a, b, c);
-#else
-  return a * b + c;
-#endif
-}
 
 constexpr float kRoundShiftF = 12582912.0f;  // 1.5 * 2^23
 
@@ -216,10 +199,15 @@ struct Logistic {
   V sigmoid_neg;   // 1 / (1 + e^x) = 1 - sigmoid_pos, without cancellation
 };
 
+// exp(-|x|), the one transcendental input of every logistic quantity.
 template <class V>
-FASTLOSS_INLINE Logistic<V> logistic(V x) {
-  const V ax = x < V(0) ? -x : x;
-  const V e = math::exp(-ax);
+FASTLOSS_INLINE V exp_neg_abs(V x) {
+  return math::exp(x < V(0) ? x : -x);
+}
+
+// The logistic quantities of x, given e = exp_neg_abs(x).
+template <class V>
+FASTLOSS_INLINE Logistic<V> logistic(V x, V e) {
   const V l1p = math::log1p_unit(e);
   const V d = V(1) / (V(1) + e);
   const bool pos = x >= V(0);

@@ -19,12 +19,13 @@ def run(
     weight: Any = None,
     reduction: str = "mean",
     return_grad: bool = False,
-    aux: tuple[str, Any] | None = None,
+    aux: tuple[str, Any, str] | None = None,
 ) -> Any:
     """Evaluate elementwise kernel `loss` for public function `func`.
 
     `inputs` maps argument names to arrays in kernel order (a, b[, c]); `aux` is an optional
-    (name, value) per-element operand that broadcasts like a weight and is passed as c (pos_weight).
+    (name, value, scalar_loss) per-element operand that broadcasts like a weight and is passed as c
+    (pos_weight); when it holds a single value, kernel `scalar_loss` runs instead with it as params[0].
     Returns the value, or (value, grad) with return_grad; a loss with two differentiable inputs
     returns (value, (grad_a, grad_c)).
     """
@@ -41,8 +42,9 @@ def run(
     if aux is not None:
         c, c_scalar = _validate.broadcast_operand(aux[1], aux[0], shape, dtype)
         if c is None:
-            c = np.full(flats[0].shape, c_scalar, dtype=dtype)
-        flats.append(c)
+            loss, params = aux[2], (c_scalar, *params[1:])
+        else:
+            flats.append(c)
     a, b = flats[0], flats[1]
     c = flats[2] if len(flats) > 2 else None
 
