@@ -45,8 +45,10 @@ def main() -> None:
         concurrent()
         two.append(time.perf_counter() - t0)
     a, b = statistics.median(one), statistics.median(two)
-    print(f"log_cosh n={n}: one call {a * 1e3:.1f} ms, two concurrent calls {b * 1e3:.1f} ms "
-          f"({b / a:.2f}x one call)")
+    print(
+        f"log_cosh n={n}: one call {a * 1e3:.1f} ms, two concurrent calls {b * 1e3:.1f} ms "
+        f"({b / a:.2f}x one call)"
+    )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ def test_elementwise(benchmark, loss, n, dtype, impl, max_threads):
     benchmark.group = f"{loss} n={n:.0e} {dtype}"
     threads = 1 if impl.endswith("-1t") else max_threads
     if impl.startswith("fastloss"):
+
         def fn():
             with fastloss.num_threads(threads):
                 return case.fastloss()

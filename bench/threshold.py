@@ -35,8 +35,8 @@ def main():
         for n in (4096, 8192, 16384, 32768, 65536, 131072, 262144):
             a = rng.standard_normal(n).astype(dtype)
             b = rng.standard_normal(n).astype(dtype)
-            t1 = median_us(lambda: core.elementwise("mse", a, b, None, None, 1.0, [], 2, False, 1))
-            tn = median_us(lambda: core.elementwise("mse", a, b, None, None, 1.0, [], 2, False, nt))
+            t1 = median_us(lambda a=a, b=b: core.elementwise("mse", a, b, None, None, 1.0, [], 2, False, 1))
+            tn = median_us(lambda a=a, b=b: core.elementwise("mse", a, b, None, None, 1.0, [], 2, False, nt))
             print(f"{n:>9d} {np.dtype(dtype).name:>8s} {t1:>12.1f} {tn:>12.1f}")
 
 

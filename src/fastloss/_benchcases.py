@@ -62,15 +62,17 @@ def make_data(kind: str, n: int, dtype: np.dtype, seed: int = 0) -> tuple[np.nda
     if kind == "regression":
         return (rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype))
     if kind == "pm1":
-        return (rng.standard_normal(n).astype(dtype),
-                np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(dtype))
+        return (rng.standard_normal(n).astype(dtype), np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(dtype))
     if kind == "probs":
         return (rng.uniform(0.01, 0.99, n).astype(dtype), (rng.random(n) < 0.5).astype(dtype))
     if kind == "logits":
         return ((2.0 * rng.standard_normal(n)).astype(dtype), (rng.random(n) < 0.5).astype(dtype))
     if kind == "ranking":
-        return (rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype),
-                np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(dtype))
+        return (
+            rng.standard_normal(n).astype(dtype),
+            rng.standard_normal(n).astype(dtype),
+            np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(dtype),
+        )
     raise ValueError(kind)
 
 
@@ -103,98 +105,177 @@ def build(name: str, n: int, dtype: Any) -> Case:
         p, t = make_data("regression", n, dtype)
         tp, tq = tt(p, t) if torch is not None else (None, None)
         if name == "mse":
-            return Case(name, (p, t), lambda: fastloss.mse(p, t), lambda: np.mean((p - t) ** 2),
-                        tcase(lambda: F.mse_loss(tp, tq)),
-                        skcase(lambda nt: lambda: sk.HalfSquaredError().loss(t, p, n_threads=nt).mean()),
-                        {"sklearn": "HalfSquaredError"})
+            return Case(
+                name,
+                (p, t),
+                lambda: fastloss.mse(p, t),
+                lambda: np.mean((p - t) ** 2),
+                tcase(lambda: F.mse_loss(tp, tq)),
+                skcase(lambda nt: lambda: sk.HalfSquaredError().loss(t, p, n_threads=nt).mean()),
+                {"sklearn": "HalfSquaredError"},
+            )
         if name == "mae":
-            return Case(name, (p, t), lambda: fastloss.mae(p, t), lambda: np.mean(np.abs(p - t)),
-                        tcase(lambda: F.l1_loss(tp, tq)),
-                        skcase(lambda nt: lambda: sk.AbsoluteError().loss(t, p, n_threads=nt).mean()))
+            return Case(
+                name,
+                (p, t),
+                lambda: fastloss.mae(p, t),
+                lambda: np.mean(np.abs(p - t)),
+                tcase(lambda: F.l1_loss(tp, tq)),
+                skcase(lambda nt: lambda: sk.AbsoluteError().loss(t, p, n_threads=nt).mean()),
+            )
         if name == "huber":
+
             def np_huber():
                 d = p - t
                 ad = np.abs(d)
                 return np.mean(np.where(ad < 1.0, 0.5 * d**2, ad - 0.5))
-            return Case(name, (p, t), lambda: fastloss.huber(p, t), np_huber,
-                        tcase(lambda: F.huber_loss(tp, tq)),
-                        skcase(lambda nt: lambda: sk.HuberLoss(delta=1.0).loss(
-                            t, p, n_threads=nt).mean()))
+
+            return Case(
+                name,
+                (p, t),
+                lambda: fastloss.huber(p, t),
+                np_huber,
+                tcase(lambda: F.huber_loss(tp, tq)),
+                skcase(lambda nt: lambda: sk.HuberLoss(delta=1.0).loss(t, p, n_threads=nt).mean()),
+            )
         if name == "smooth_l1":
+
             def np_sl1():
                 d = p - t
                 ad = np.abs(d)
                 return np.mean(np.where(ad < 0.5, 0.5 * d**2 / 0.5, ad - 0.25))
-            return Case(name, (p, t), lambda: fastloss.smooth_l1(p, t, beta=0.5), np_sl1,
-                        tcase(lambda: F.smooth_l1_loss(tp, tq, beta=0.5)))
+
+            return Case(
+                name,
+                (p, t),
+                lambda: fastloss.smooth_l1(p, t, beta=0.5),
+                np_sl1,
+                tcase(lambda: F.smooth_l1_loss(tp, tq, beta=0.5)),
+            )
         if name == "log_cosh":
+
             def np_lc():
                 ad = np.abs(p - t)
                 return np.mean(ad + np.log1p(np.exp(-2.0 * ad)) - LN2)
+
             def t_lc():
                 d = tp - tq
                 return (d + F.softplus(-2.0 * d) - LN2).mean()
-            return Case(name, (p, t), lambda: fastloss.log_cosh(p, t), np_lc, tcase(t_lc),
-                        peers={"torch": "composed"})
+
+            return Case(
+                name, (p, t), lambda: fastloss.log_cosh(p, t), np_lc, tcase(t_lc), peers={"torch": "composed"}
+            )
         if name == "pseudo_huber":
+
             def np_ph():
                 d = p - t
                 return np.mean(np.sqrt(1.0 + d * d) - 1.0)
+
             def t_ph():
                 d = tp - tq
                 return (torch.sqrt(1.0 + d * d) - 1.0).mean()
-            return Case(name, (p, t), lambda: fastloss.pseudo_huber(p, t), np_ph, tcase(t_ph),
-                        peers={"torch": "composed"})
+
+            return Case(
+                name,
+                (p, t),
+                lambda: fastloss.pseudo_huber(p, t),
+                np_ph,
+                tcase(t_ph),
+                peers={"torch": "composed"},
+            )
+
         def np_pin():
             d = t - p
             return np.mean(np.maximum(0.9 * d, -0.1 * d))
+
         def t_pin():
             d = tq - tp
             return torch.maximum(0.9 * d, -0.1 * d).mean()
-        return Case(name, (p, t), lambda: fastloss.pinball(p, t, quantile=0.9), np_pin, tcase(t_pin),
-                    skcase(lambda nt: lambda: sk.PinballLoss(quantile=0.9).loss(
-                        t, p, n_threads=nt).mean()), {"torch": "composed"})
+
+        return Case(
+            name,
+            (p, t),
+            lambda: fastloss.pinball(p, t, quantile=0.9),
+            np_pin,
+            tcase(t_pin),
+            skcase(lambda nt: lambda: sk.PinballLoss(quantile=0.9).loss(t, p, n_threads=nt).mean()),
+            {"torch": "composed"},
+        )
     if name == "hinge":
         s, y = make_data("pm1", n, dtype)
         ts_, ty = tt(s, y) if torch is not None else (None, None)
-        return Case(name, (s, y), lambda: fastloss.hinge(s, y),
-                    lambda: np.mean(np.maximum(0.0, 1.0 - y * s)),
-                    tcase(lambda: torch.clamp(1.0 - ty * ts_, min=0.0).mean()),
-                    peers={"torch": "composed"})
+        return Case(
+            name,
+            (s, y),
+            lambda: fastloss.hinge(s, y),
+            lambda: np.mean(np.maximum(0.0, 1.0 - y * s)),
+            tcase(lambda: torch.clamp(1.0 - ty * ts_, min=0.0).mean()),
+            peers={"torch": "composed"},
+        )
     if name == "binary_cross_entropy":
         p, t = make_data("probs", n, dtype)
         tp, tq = tt(p, t) if torch is not None else (None, None)
-        return Case(name, (p, t), lambda: fastloss.binary_cross_entropy(p, t),
-                    lambda: -np.mean(t * np.maximum(np.log(p), -100.0)
-                                     + (1 - t) * np.maximum(np.log1p(-p), -100.0)),
-                    tcase(lambda: F.binary_cross_entropy(tp, tq)))
+        return Case(
+            name,
+            (p, t),
+            lambda: fastloss.binary_cross_entropy(p, t),
+            lambda: -np.mean(t * np.maximum(np.log(p), -100.0) + (1 - t) * np.maximum(np.log1p(-p), -100.0)),
+            tcase(lambda: F.binary_cross_entropy(tp, tq)),
+        )
     if name in ("bce_with_logits", "sigmoid_focal"):
         x, t = make_data("logits", n, dtype)
         tx, tq = tt(x, t) if torch is not None else (None, None)
         if name == "bce_with_logits":
-            return Case(name, (x, t), lambda: fastloss.binary_cross_entropy_with_logits(x, t),
-                        lambda: np.mean(np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))),
-                        tcase(lambda: F.binary_cross_entropy_with_logits(tx, tq)),
-                        skcase(lambda nt: lambda: sk.HalfBinomialLoss().loss(
-                            t, x, n_threads=nt).mean()))
+            return Case(
+                name,
+                (x, t),
+                lambda: fastloss.binary_cross_entropy_with_logits(x, t),
+                lambda: np.mean(np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))),
+                tcase(lambda: F.binary_cross_entropy_with_logits(tx, tq)),
+                skcase(lambda nt: lambda: sk.HalfBinomialLoss().loss(t, x, n_threads=nt).mean()),
+            )
+
         def t_focal():
             p = torch.sigmoid(tx)
             ce = F.binary_cross_entropy_with_logits(tx, tq, reduction="none")
             p_t = p * tq + (1 - p) * (1 - tq)
             a_t = 0.25 * tq + 0.75 * (1 - tq)
             return (a_t * ce * (1 - p_t) ** 2).mean()
-        return Case(name, (x, t), lambda: fastloss.sigmoid_focal_loss(x, t), lambda: _np_focal(x, t),
-                    tcase(t_focal), peers={"torch": "torchvision formula"})
+
+        return Case(
+            name,
+            (x, t),
+            lambda: fastloss.sigmoid_focal_loss(x, t),
+            lambda: _np_focal(x, t),
+            tcase(t_focal),
+            peers={"torch": "torchvision formula"},
+        )
     if name == "margin_ranking":
         a, b, y = make_data("ranking", n, dtype)
         ta, tb, ty = tt(a, b, y) if torch is not None else (None, None, None)
-        return Case(name, (a, b, y), lambda: fastloss.margin_ranking_loss(a, b, y, margin=0.1),
-                    lambda: np.mean(np.maximum(0.0, -y * (a - b) + 0.1)),
-                    tcase(lambda: F.margin_ranking_loss(ta, tb, ty, margin=0.1)))
+        return Case(
+            name,
+            (a, b, y),
+            lambda: fastloss.margin_ranking_loss(a, b, y, margin=0.1),
+            lambda: np.mean(np.maximum(0.0, -y * (a - b) + 0.1)),
+            tcase(lambda: F.margin_ranking_loss(ta, tb, ty, margin=0.1)),
+        )
     raise ValueError(f"unknown benchmark case {name!r}; known: {', '.join(NAMES)}")
 
 
-NAMES = ("mse", "mae", "huber", "smooth_l1", "pinball", "hinge", "log_cosh", "pseudo_huber",
-         "binary_cross_entropy", "bce_with_logits", "sigmoid_focal", "margin_ranking")
+NAMES = (
+    "mse",
+    "mae",
+    "huber",
+    "smooth_l1",
+    "pinball",
+    "hinge",
+    "log_cosh",
+    "pseudo_huber",
+    "binary_cross_entropy",
+    "bce_with_logits",
+    "sigmoid_focal",
+    "margin_ranking",
+)
 # The memory-bound losses whose speed is judged against the read bandwidth.
 MEMORY_BOUND = ("mse", "mae", "huber", "smooth_l1", "pinball", "hinge", "margin_ranking")

@@ -32,9 +32,12 @@ def info() -> dict[str, Any]:
     }
     if core is not None:
         b = core.build_info()
-        d.update(compiler=b["compiler"], openmp=b["openmp"], simd=core.get_simd(),
-                 simd_levels=list(b["simd_levels"]))
+        d.update(
+            compiler=b["compiler"],
+            openmp=b["openmp"],
+            simd=core.get_simd(),
+            simd_levels=list(b["simd_levels"]),
+        )
     else:
-        d.update(compiler=None, openmp=None, simd=None, simd_levels=[],
-                 core_error=str(_backend._CORE_ERROR))
+        d.update(compiler=None, openmp=None, simd=None, simd_levels=[], core_error=str(_backend._CORE_ERROR))
     return d

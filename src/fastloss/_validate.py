@@ -20,9 +20,7 @@ def reduction_code(reduction: object) -> int:
     try:
         return REDUCTIONS[reduction]
     except KeyError:
-        raise ValueError(
-            f"reduction must be one of 'mean', 'sum', 'none'; got {reduction!r}"
-        ) from None
+        raise ValueError(f"reduction must be one of 'mean', 'sum', 'none'; got {reduction!r}") from None
 
 
 def as_array(x: object, name: str) -> np.ndarray:
@@ -38,8 +36,7 @@ def as_array(x: object, name: str) -> np.ndarray:
         raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
     if kind == "f" and a.dtype.itemsize > 8:
         raise TypeError(
-            f"{name} has dtype {a.dtype}: extended precision is not supported; "
-            "convert to float64 explicitly"
+            f"{name} has dtype {a.dtype}: extended precision is not supported; convert to float64 explicitly"
         )
     return a
 
@@ -64,8 +61,7 @@ def same_shape(names: tuple[str, ...], arrays: tuple[np.ndarray, ...]) -> tuple[
     for name, a in zip(names[1:], arrays[1:]):
         if a.shape != shape:
             raise ValueError(
-                f"{names[0]} and {name} must have the same shape (no broadcasting), "
-                f"got {shape} and {a.shape}"
+                f"{names[0]} and {name} must have the same shape (no broadcasting), got {shape} and {a.shape}"
             )
     return shape
 

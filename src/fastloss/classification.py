@@ -38,9 +38,15 @@ def hinge(
     """
     m = _validate.real_param("margin", margin)
     sq = _validate.bool_param("squared", squared)
-    return _elementwise.run("hinge", "squared_hinge" if sq else "hinge",
-                            {"scores": scores, "target": target}, params=(m,), weight=weight,
-                            reduction=reduction, return_grad=return_grad)
+    return _elementwise.run(
+        "hinge",
+        "squared_hinge" if sq else "hinge",
+        {"scores": scores, "target": target},
+        params=(m,),
+        weight=weight,
+        reduction=reduction,
+        return_grad=return_grad,
+    )
 
 
 def binary_cross_entropy(
@@ -62,8 +68,14 @@ def binary_cross_entropy(
     >>> round(float(fastloss.binary_cross_entropy([0.9, 0.2], [1.0, 0.0])), 12)
     0.164252033486
     """
-    return _elementwise.run("binary_cross_entropy", "bce", {"probs": probs, "target": target},
-                            weight=weight, reduction=reduction, return_grad=return_grad)
+    return _elementwise.run(
+        "binary_cross_entropy",
+        "bce",
+        {"probs": probs, "target": target},
+        weight=weight,
+        reduction=reduction,
+        return_grad=return_grad,
+    )
 
 
 def binary_cross_entropy_with_logits(
@@ -88,13 +100,25 @@ def binary_cross_entropy_with_logits(
     0.220094849281
     """
     if pos_weight is None:
-        return _elementwise.run("binary_cross_entropy_with_logits", "bce_logits",
-                                {"logits": logits, "target": target}, params=(1.0,), weight=weight,
-                                reduction=reduction, return_grad=return_grad)
-    return _elementwise.run("binary_cross_entropy_with_logits", "bce_logits_pw",
-                            {"logits": logits, "target": target}, params=(1.0,),
-                            aux=("pos_weight", pos_weight, "bce_logits"), weight=weight,
-                            reduction=reduction, return_grad=return_grad)
+        return _elementwise.run(
+            "binary_cross_entropy_with_logits",
+            "bce_logits",
+            {"logits": logits, "target": target},
+            params=(1.0,),
+            weight=weight,
+            reduction=reduction,
+            return_grad=return_grad,
+        )
+    return _elementwise.run(
+        "binary_cross_entropy_with_logits",
+        "bce_logits_pw",
+        {"logits": logits, "target": target},
+        params=(1.0,),
+        aux=("pos_weight", pos_weight, "bce_logits"),
+        weight=weight,
+        reduction=reduction,
+        return_grad=return_grad,
+    )
 
 
 def sigmoid_focal_loss(
@@ -121,5 +145,12 @@ def sigmoid_focal_loss(
     """
     a = _validate.real_param("alpha", alpha, le=1.0)
     g = _validate.real_param("gamma", gamma, ge=0.0)
-    return _elementwise.run("sigmoid_focal_loss", "sigmoid_focal", {"logits": logits, "target": target},
-                            params=(a, g), weight=weight, reduction=reduction, return_grad=return_grad)
+    return _elementwise.run(
+        "sigmoid_focal_loss",
+        "sigmoid_focal",
+        {"logits": logits, "target": target},
+        params=(a, g),
+        weight=weight,
+        reduction=reduction,
+        return_grad=return_grad,
+    )

@@ -91,14 +91,20 @@ def run_bench(
             if np_time is None:
                 np_time = med.pop("numpy")
             probes.setdefault((n, dt, nt), []).extend(med.pop("probe_all"))
-            rows.append({
-                "loss": loss, "n": n, "dtype": dt, "threads": nt,
-                "fastloss_ms": med["fastloss"] * 1e3, "numpy_ms": np_time * 1e3,
-                "speedup_numpy": np_time / med["fastloss"],
-                "torch_ms": med["torch"] * 1e3 if "torch" in med else None,
-                "sklearn_ms": med["sklearn"] * 1e3 if "sklearn" in med else None,
-                "gbs": case.nbytes / med["fastloss"] / 1e9,
-            })
+            rows.append(
+                {
+                    "loss": loss,
+                    "n": n,
+                    "dtype": dt,
+                    "threads": nt,
+                    "fastloss_ms": med["fastloss"] * 1e3,
+                    "numpy_ms": np_time * 1e3,
+                    "speedup_numpy": np_time / med["fastloss"],
+                    "torch_ms": med["torch"] * 1e3 if "torch" in med else None,
+                    "sklearn_ms": med["sklearn"] * 1e3 if "sklearn" in med else None,
+                    "gbs": case.nbytes / med["fastloss"] / 1e9,
+                }
+            )
     _progress(total, total, "")
     # One roof per (size, dtype, threads): the median of every probe run of that configuration, so that
     # a noisy moment does not move one row's percentage.
@@ -116,33 +122,54 @@ def _fmt(v: float | None, spec: str = ".2f") -> str:
 
 def print_table(result: dict[str, Any]) -> None:
     info = result["info"]
-    print(f"fastloss {info['version']} ({info['simd']}, {info['compiler']}), numpy {info['numpy']}; "
-          f"median of {result['repeats']} interleaved runs, times in ms")
-    hdr = ("loss", "n", "dtype", "thr", "fastloss", "numpy", "x numpy", "torch", "x torch",
-           "sklearn", "GB/s", "% roof")
-    print(f"{hdr[0]:22s}{hdr[1]:>10s} {hdr[2]:>8s}{hdr[3]:>4s}{hdr[4]:>10s}{hdr[5]:>10s}{hdr[6]:>9s}"
-          f"{hdr[7]:>10s}{hdr[8]:>9s}{hdr[9]:>10s}{hdr[10]:>8s}{hdr[11]:>8s}")
+    print(
+        f"fastloss {info['version']} ({info['simd']}, {info['compiler']}), numpy {info['numpy']}; "
+        f"median of {result['repeats']} interleaved runs, times in ms"
+    )
+    hdr = (
+        "loss",
+        "n",
+        "dtype",
+        "thr",
+        "fastloss",
+        "numpy",
+        "x numpy",
+        "torch",
+        "x torch",
+        "sklearn",
+        "GB/s",
+        "% roof",
+    )
+    print(
+        f"{hdr[0]:22s}{hdr[1]:>10s} {hdr[2]:>8s}{hdr[3]:>4s}{hdr[4]:>10s}{hdr[5]:>10s}{hdr[6]:>9s}"
+        f"{hdr[7]:>10s}{hdr[8]:>9s}{hdr[9]:>10s}{hdr[10]:>8s}{hdr[11]:>8s}"
+    )
     for r in result["rows"]:
         xt = r["torch_ms"] / r["fastloss_ms"] if r["torch_ms"] else None
-        print(f"{r['loss']:22s}{r['n']:>10d} {r['dtype']:>8s}{r['threads']:>4d}"
-              f"{r['fastloss_ms']:>10.3f}{r['numpy_ms']:>10.2f}{r['speedup_numpy']:>9.1f}"
-              f"{_fmt(r['torch_ms']):>10s}{_fmt(xt, '.1f'):>9s}{_fmt(r['sklearn_ms']):>10s}"
-              f"{r['gbs']:>8.1f}{r['roof_pct']:>8.0f}")
-    print("GB/s: bytes of the inputs read per second; % roof: share of the read bandwidth measured in "
-          "the same run (sum of a + b over the same arrays, same threads).")
+        print(
+            f"{r['loss']:22s}{r['n']:>10d} {r['dtype']:>8s}{r['threads']:>4d}"
+            f"{r['fastloss_ms']:>10.3f}{r['numpy_ms']:>10.2f}{r['speedup_numpy']:>9.1f}"
+            f"{_fmt(r['torch_ms']):>10s}{_fmt(xt, '.1f'):>9s}{_fmt(r['sklearn_ms']):>10s}"
+            f"{r['gbs']:>8.1f}{r['roof_pct']:>8.0f}"
+        )
+    print(
+        "GB/s: bytes of the inputs read per second; % roof: share of the read bandwidth measured in "
+        "the same run (sum of a + b over the same arrays, same threads)."
+    )
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     losses = args.loss or list(_benchcases.NAMES)
     for name in losses:
         if name not in _benchcases.NAMES:
-            print(f"fastloss bench: unknown loss {name!r}; known: {', '.join(_benchcases.NAMES)}",
-                  file=sys.stderr)
+            print(
+                f"fastloss bench: unknown loss {name!r}; known: {', '.join(_benchcases.NAMES)}",
+                file=sys.stderr,
+            )
             return 2
     sizes = args.size or ([100_000] if args.quick else [10_000_000])
     dtypes = args.dtype or ["float64", "float32"]
-    maxt = _backend.get_num_threads()
-    threads = args.threads or sorted({1, maxt})
+    threads = args.threads or [_backend.get_num_threads()]
     repeats = args.repeats or (3 if args.quick else 5)
     result = run_bench(losses, sizes, dtypes, threads, repeats)
     print_table(result)
@@ -169,7 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--loss", nargs="+", metavar="NAME", help="losses to run (default: all)")
     pb.add_argument("--size", nargs="+", type=_positive_int, metavar="N", help="element counts")
     pb.add_argument("--dtype", nargs="+", choices=["float32", "float64"])
-    pb.add_argument("--threads", nargs="+", type=_positive_int, metavar="N")
+    pb.add_argument(
+        "--threads",
+        nargs="+",
+        type=_positive_int,
+        metavar="N",
+        help="thread counts to time (default: all threads)",
+    )
     pb.add_argument("--repeats", type=_positive_int, metavar="R", help="timed runs per case")
     pb.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     pb.set_defaults(func=_cmd_bench)

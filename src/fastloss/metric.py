@@ -32,6 +32,12 @@ def margin_ranking_loss(
     0.75
     """
     m = _validate.real_param("margin", margin)
-    return _elementwise.run("margin_ranking_loss", "margin_ranking",
-                            {"x1": x1, "target": target, "x2": x2}, params=(m,), weight=weight,
-                            reduction=reduction, return_grad=return_grad)
+    return _elementwise.run(
+        "margin_ranking_loss",
+        "margin_ranking",
+        {"x1": x1, "target": target, "x2": x2},
+        params=(m,),
+        weight=weight,
+        reduction=reduction,
+        return_grad=return_grad,
+    )

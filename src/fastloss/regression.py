@@ -121,8 +121,9 @@ def huber(
     1.3125
     """
     d = _validate.real_param("delta", delta, gt=0.0)
-    return _pair("huber", "huber", pred, target, (d,), weight=weight, reduction=reduction,
-                 return_grad=return_grad)
+    return _pair(
+        "huber", "huber", pred, target, (d,), weight=weight, reduction=reduction, return_grad=return_grad
+    )
 
 
 def smooth_l1(
@@ -144,10 +145,19 @@ def smooth_l1(
     """
     b = _validate.real_param("beta", beta, ge=0.0)
     if b == 0.0:
-        return _pair("smooth_l1", "mae", pred, target, weight=weight, reduction=reduction,
-                     return_grad=return_grad)
-    return _pair("smooth_l1", "smooth_l1", pred, target, (b,), weight=weight, reduction=reduction,
-                 return_grad=return_grad)
+        return _pair(
+            "smooth_l1", "mae", pred, target, weight=weight, reduction=reduction, return_grad=return_grad
+        )
+    return _pair(
+        "smooth_l1",
+        "smooth_l1",
+        pred,
+        target,
+        (b,),
+        weight=weight,
+        reduction=reduction,
+        return_grad=return_grad,
+    )
 
 
 def log_cosh(
@@ -168,8 +178,9 @@ def log_cosh(
     >>> round(float(fastloss.log_cosh([0.0], [1.0])), 12)
     0.433780830483
     """
-    return _pair("log_cosh", "log_cosh", pred, target, weight=weight, reduction=reduction,
-                 return_grad=return_grad)
+    return _pair(
+        "log_cosh", "log_cosh", pred, target, weight=weight, reduction=reduction, return_grad=return_grad
+    )
 
 
 def pseudo_huber(
@@ -191,8 +202,16 @@ def pseudo_huber(
     0.414213562373
     """
     d = _validate.real_param("delta", delta, gt=0.0)
-    return _pair("pseudo_huber", "pseudo_huber", pred, target, (d,), weight=weight,
-                 reduction=reduction, return_grad=return_grad)
+    return _pair(
+        "pseudo_huber",
+        "pseudo_huber",
+        pred,
+        target,
+        (d,),
+        weight=weight,
+        reduction=reduction,
+        return_grad=return_grad,
+    )
 
 
 def pinball(
@@ -214,5 +233,6 @@ def pinball(
     0.5
     """
     q = _validate.real_param("quantile", quantile, ge=0.0, le=1.0)
-    return _pair("pinball", "pinball", pred, target, (q,), weight=weight, reduction=reduction,
-                 return_grad=return_grad)
+    return _pair(
+        "pinball", "pinball", pred, target, (q,), weight=weight, reduction=reduction, return_grad=return_grad
+    )
