@@ -160,6 +160,11 @@ def _margin_ranking(a, b, c, prm):
     return np.where(v < 0.0, 0.0, v), g1, 0.0 - g1
 
 
+def _sigmoid_map(a, b, c, prm):
+    s = _sigmoid(a)
+    return s, s * _sigmoid(-a), None
+
+
 LOSSES: dict[str, Spec] = {
     "mse": Spec(_mse),
     "mae": Spec(_mae),
@@ -175,6 +180,7 @@ LOSSES: dict[str, Spec] = {
     "bce_logits_pw": Spec(_bce_logits, arity=3, checks=(Check(1, _unit, UNIT),)),
     "sigmoid_focal": Spec(_sigmoid_focal, checks=(Check(1, _unit, UNIT),)),
     "margin_ranking": Spec(_margin_ranking, arity=3, grads=2, checks=(Check(1, _pm1, PM1),)),
+    "sigmoid": Spec(_sigmoid_map),
 }
 
 
@@ -207,11 +213,12 @@ def elementwise(
         wl = w * loss_v
         total = float(np.sum(wl))
         wsum = float(np.sum(w)) if weight is not None else weight_scalar * a.size
-        value = total / wsum if reduction == 2 else total
+        # np.float64 division: 0/0 is nan (an empty or zero-weight mean), as IEEE and the C++ kernels say
+        value = float(np.float64(total) / np.float64(wsum)) if reduction == 2 else total
         out = wl.astype(dtype) if reduction == 0 else None
         grad_a = grad_c = None
         if want_grad:
-            scale = w / wsum if reduction == 2 else w
+            scale = w / np.float64(wsum) if reduction == 2 else w
             grad_a = (scale * ga).astype(dtype)
             if spec.grads == 2:
                 grad_c = (scale * gc).astype(dtype)
