@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace fastloss_bind {
 
@@ -21,7 +22,8 @@ namespace fastloss_bind {
   X(bce_logits, BceLogits)             \
   X(bce_logits_pw, BceLogitsPosWeight) \
   X(sigmoid_focal, SigmoidFocal)       \
-  X(margin_ranking, MarginRanking)
+  X(margin_ranking, MarginRanking)     \
+  X(sigmoid, Sigmoid)
 
 enum class Loss : int {
 #define FASTLOSS_ENUM(name, functor) name,
@@ -60,6 +62,49 @@ struct Result {
 };
 
 using ElementwiseFn = Result (*)(const Call&);
+
+// name in Python, functor in fastloss::classwise_fn
+#define FASTLOSS_CLASSWISE_KERNELS(X)      \
+  X(cross_entropy, CrossEntropy)           \
+  X(cross_entropy_prob, CrossEntropyProb)  \
+  X(nll, Nll)                              \
+  X(softmax, Softmax)                      \
+  X(log_softmax, LogSoftmax)               \
+  X(logsumexp, LogSumExp)
+
+enum class RowKernel : int {
+#define FASTLOSS_ENUM(name, functor) name,
+  FASTLOSS_CLASSWISE_KERNELS(FASTLOSS_ENUM)
+#undef FASTLOSS_ENUM
+  count
+};
+constexpr int kNumRowKernels = static_cast<int>(RowKernel::count);
+constexpr const char* kRowKernelNames[] = {
+#define FASTLOSS_NAME(name, functor) #name,
+    FASTLOSS_CLASSWISE_KERNELS(FASTLOSS_NAME)
+#undef FASTLOSS_NAME
+};
+
+struct RowCall {
+  const void* x;
+  std::size_t outer, classes, inner;
+  const std::int64_t* target;
+  const void* target_prob;
+  const void* class_weight;
+  std::int64_t ignore_index;
+  int reduction;
+  void* out;
+  void* grad;
+  void* rows_out;
+  int num_threads;
+  double params[kMaxParams];
+};
+
+struct RowTraits {
+  bool loss, index_target, prob_target;
+};
+
+using RowFn = Result (*)(const RowCall&);
 using ProbeFn = double (*)(const void*, const void*, std::size_t, int);
 
 struct KernelTable {
@@ -68,6 +113,8 @@ struct KernelTable {
   int arity[kNumLosses];                     // 2: (a, b); 3: (a, b, c)
   int grads[kNumLosses];                     // 1: d/da; 2: d/da and d/dc
   ProbeFn read_probe[2];
+  RowFn classwise[kNumRowKernels][2];
+  RowTraits row_traits[kNumRowKernels];
 };
 
 const KernelTable& table_baseline();

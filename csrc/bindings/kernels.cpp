@@ -24,6 +24,7 @@
 #define FASTLOSS_HAVE_FMA 1
 #endif
 
+#include "fastloss/classwise.hpp"
 #include "fastloss/elementwise.hpp"
 #include "fastloss/reduce.hpp"
 
@@ -55,6 +56,26 @@ Result run_elementwise(const Call& c) {
   return Result{r.value, r.weight_sum, r.first_bad};
 }
 
+template <class F, class T>
+Result run_classwise(const RowCall& c) {
+  fl::ClasswiseArgs<T> x;
+  x.x = static_cast<const T*>(c.x);
+  x.outer = c.outer;
+  x.classes = c.classes;
+  x.inner = c.inner;
+  x.target = c.target;
+  x.target_prob = static_cast<const T*>(c.target_prob);
+  x.class_weight = static_cast<const T*>(c.class_weight);
+  x.ignore_index = c.ignore_index;
+  x.reduction = static_cast<fl::Reduction>(c.reduction);
+  x.out = static_cast<T*>(c.out);
+  x.grad = static_cast<T*>(c.grad);
+  x.rows_out = static_cast<T*>(c.rows_out);
+  x.num_threads = c.num_threads;
+  const fl::ClasswiseResult r = fl::classwise(F(c.params), x);
+  return Result{r.value, r.weight_sum, r.first_bad};
+}
+
 template <class T>
 double run_probe(const void* a, const void* b, std::size_t n, int nt) {
   return fl::read_probe(static_cast<const T*>(a), static_cast<const T*>(b), n, nt);
@@ -79,6 +100,19 @@ const KernelTable kTable = {
 #undef FASTLOSS_GRADS
     },
     {&run_probe<float>, &run_probe<double>},
+    {
+#define FASTLOSS_ROW(name, functor) \
+  {&run_classwise<fl::classwise_fn::functor, float>, &run_classwise<fl::classwise_fn::functor, double>},
+        FASTLOSS_CLASSWISE_KERNELS(FASTLOSS_ROW)
+#undef FASTLOSS_ROW
+    },
+    {
+#define FASTLOSS_TRAITS(name, functor)                                                  \
+  {fl::classwise_fn::functor::kLoss, fl::classwise_fn::functor::kIndexTarget, \
+   fl::classwise_fn::functor::kProbTarget},
+        FASTLOSS_CLASSWISE_KERNELS(FASTLOSS_TRAITS)
+#undef FASTLOSS_TRAITS
+    },
 };
 
 }  // namespace

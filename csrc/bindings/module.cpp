@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -144,6 +145,69 @@ py::tuple elementwise(const std::string& name, const py::array& a, const py::obj
   return py::make_tuple(r.value, r.weight_sum, static_cast<py::ssize_t>(r.first_bad), out, grad_a, grad_c);
 }
 
+RowKernel row_kernel_from_name(const std::string& name) {
+  for (int i = 0; i < kNumRowKernels; ++i)
+    if (name == kRowKernelNames[i]) return static_cast<RowKernel>(i);
+  throw py::value_error("unknown class-wise kernel '" + name + "'");
+}
+
+// x: C-contiguous scores of `outer * classes * inner` elements, laid out (outer, classes, inner).
+py::tuple classwise(const std::string& name, const py::array& x, std::size_t outer, std::size_t classes,
+                    std::size_t inner, const py::object& target, const py::object& target_prob,
+                    const py::object& class_weight, std::int64_t ignore_index, const std::vector<double>& params,
+                    int reduction, bool want_grad, int num_threads) {
+  const int ki = static_cast<int>(row_kernel_from_name(name));
+  const RowTraits tr = g_table->row_traits[ki];
+  const int dt = dtype_index(x, "x");
+  if (!(x.flags() & py::array::c_style)) throw py::value_error("x must be C-contiguous");
+  if (reduction < 0 || reduction > 2) throw py::value_error("reduction must be 0 (none), 1 (sum) or 2 (mean)");
+  if (params.size() > static_cast<std::size_t>(kMaxParams)) throw py::value_error("too many parameters");
+  const std::size_t n = static_cast<std::size_t>(x.size());
+  if (outer * classes * inner != n) throw py::value_error("outer * classes * inner must equal x.size");
+  const std::size_t npos = outer * inner;
+
+  RowCall call{};
+  call.x = x.data();
+  call.outer = outer;
+  call.classes = classes;
+  call.inner = inner;
+  call.ignore_index = ignore_index;
+  call.reduction = reduction;
+  call.num_threads = num_threads;
+  for (std::size_t i = 0; i < params.size(); ++i) call.params[i] = params[i];
+  py::array tgt;
+  if (tr.index_target) {
+    if (target.is_none()) throw py::value_error("this kernel needs class-index targets");
+    tgt = py::reinterpret_borrow<py::array>(target);
+    if (!tgt.dtype().is(py::dtype::of<std::int64_t>()) || !(tgt.flags() & py::array::c_style))
+      throw py::type_error("target must be a C-contiguous int64 array");
+    if (static_cast<std::size_t>(tgt.size()) != npos) throw py::value_error("target must have outer * inner elements");
+    call.target = static_cast<const std::int64_t*>(tgt.data());
+  }
+  call.target_prob = input_ptr(target_prob, "target_prob", dt, n, tr.prob_target);
+  call.class_weight = input_ptr(class_weight, "class_weight", dt, classes, false);
+
+  py::object out = py::none(), grad = py::none(), rows_out = py::none();
+  if (!tr.loss || reduction == 0) {
+    py::array o = new_like(dt, npos);
+    call.out = o.mutable_data();
+    out = o;
+  }
+  if (!tr.loss || want_grad) {
+    py::array g = new_like(dt, n);
+    (tr.loss ? call.grad : call.rows_out) = g.mutable_data();
+    (tr.loss ? grad : rows_out) = g;
+  }
+  const RowFn fn = g_table->classwise[ki][dt];
+  Result r;
+  {
+    py::gil_scoped_release release;
+    r = fn(call);
+  }
+  return py::make_tuple(r.value, r.weight_sum, static_cast<py::ssize_t>(r.first_bad), out,
+                        tr.loss ? grad : rows_out);
+}
+
 double read_probe(const py::array& a, const py::array& b, int num_threads) {
   const int dt = dtype_index(a, "a");
   if (!(a.flags() & py::array::c_style)) throw py::value_error("a must be C-contiguous");
@@ -197,13 +261,20 @@ PYBIND11_MODULE(_core, m) {
         py::arg("weight"), py::arg("weight_scalar"), py::arg("params"), py::arg("reduction"),
         py::arg("want_grad"), py::arg("num_threads"),
         "Run an elementwise loss kernel: returns (value, weight_sum, first_bad, out, grad_a, grad_c).");
+  m.def("classwise", &classwise, py::arg("kernel"), py::arg("x"), py::arg("outer"), py::arg("classes"),
+        py::arg("inner"), py::arg("target"), py::arg("target_prob"), py::arg("class_weight"),
+        py::arg("ignore_index"), py::arg("params"), py::arg("reduction"), py::arg("want_grad"),
+        py::arg("num_threads"),
+        "Run a class-wise kernel: returns (value, weight_sum, first_bad, per-position out, rows).");
   m.def("read_probe", &read_probe, py::arg("a"), py::arg("b"), py::arg("num_threads"),
         "sum(a + b): the read-bandwidth probe behind the roofline.");
   m.def("max_threads", &max_threads, "omp_get_max_threads() of the calling thread.");
   m.def("build_info", &build_info, "Compiler, OpenMP version and the SIMD levels this CPU supports.");
   m.def("get_simd", [] { return std::string(g_table->isa); }, "The SIMD level in use.");
   m.def("set_simd", &select_simd, py::arg("level"), "Use another supported SIMD level (for testing).");
-  py::list names;
+  py::list names, row_names;
   for (const char* n : kLossNames) names.append(n);
+  for (const char* n : kRowKernelNames) row_names.append(n);
   m.attr("ELEMENTWISE_LOSSES") = names;
+  m.attr("CLASSWISE_KERNELS") = row_names;
 }

@@ -238,7 +238,9 @@ struct SigmoidFocal : PairLoss {
     const V dce = (V(1) - t) * s.sigmoid_pos - t * s.sigmoid_neg;           // p - t
     const V q = s.sigmoid_pos * (V(1) - t) + s.sigmoid_neg * t;             // 1 - p_t
     const V g = V(gamma);
-    const V mod = math::pow_nonneg(q, g, V(zero_pow));                      // q^gamma
+    // q^gamma in double even for float inputs: exp(gamma log q) in float would carry log's absolute
+    // error into the exponent (1e-6 relative where q is small).
+    const V mod = static_cast<V>(math::pow_nonneg(static_cast<double>(q), gamma, zero_pow));
     const V at = V(a0) + V(a1) * t;
     // d(q^gamma)/dx = gamma q^(gamma-1) p (1 - p)(1 - 2t); its limit at q = 0 is 0.
     const V pq = s.sigmoid_pos * s.sigmoid_neg * (V(1) - V(2) * t);
@@ -247,6 +249,15 @@ struct SigmoidFocal : PairLoss {
   }
   template <class V>
   FASTLOSS_INLINE bool valid(V, V t, V) const { return in_unit_v(t); }
+};
+
+// The logistic function as an elementwise map: l = sigmoid(a) (b is ignored); dl/da = s (1 - s)
+struct Sigmoid : PairLoss {
+  explicit Sigmoid(const double*) {}
+  FASTLOSS_INLINE Eval operator()(double x, double, double) const {
+    const math::Logistic<double> s = math::logistic(x, math::exp_neg_abs(x));
+    return {s.sigmoid_pos, s.sigmoid_pos * s.sigmoid_neg, 0.0};
+  }
 };
 
 // l = max(0, -y (x1 - x2) + margin), y in {-1, +1}  (torch margin_ranking_loss); a = x1, b = y, c = x2

@@ -9,10 +9,13 @@ from fastloss._backend import (
     use_backend,
 )
 from fastloss._info import __version__, info
+from fastloss.activations import log_softmax, logsumexp, sigmoid, softmax
 from fastloss.classification import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    cross_entropy,
     hinge,
+    nll_loss,
     sigmoid_focal_loss,
 )
 from fastloss.metric import margin_ranking_loss
@@ -22,22 +25,28 @@ __all__ = [
     "__version__",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "cross_entropy",
     "get_backend",
     "get_num_threads",
     "hinge",
     "huber",
     "info",
     "log_cosh",
+    "log_softmax",
+    "logsumexp",
     "mae",
     "margin_ranking_loss",
     "mse",
+    "nll_loss",
     "num_threads",
     "pinball",
     "pseudo_huber",
     "rmse",
     "set_backend",
     "set_num_threads",
+    "sigmoid",
     "sigmoid_focal_loss",
     "smooth_l1",
+    "softmax",
     "use_backend",
 ]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastloss import _elementwise, _validate
+from fastloss import _classwise, _elementwise, _validate
 
 ArrayLike = Any
 
 __all__ = [
+    "cross_entropy",
+    "nll_loss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "hinge",
@@ -153,4 +155,79 @@ def sigmoid_focal_loss(
         weight=weight,
         reduction=reduction,
         return_grad=return_grad,
+    )
+
+
+def cross_entropy(
+    logits: ArrayLike,
+    target: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Softmax cross-entropy over the class axis 1, with PyTorch's semantics exactly.
+
+    ``logits`` is (N, C), (N, C, d1, ...) (a segmentation map, no transpose needed) or (C,). ``target``
+    holds class indices of shape (N, d1, ...), or class probabilities of the logits' shape (a float
+    dtype). With indices and smoothing ``eps``:
+    ``l = (1 - eps) w_y (lse - x_y) + eps/C sum_c w_c (lse - x_c)``, ``lse = log sum_c exp(x_c)``; positions
+    whose target is ``ignore_index`` count nothing, and ``"mean"`` divides by the sum of ``w_y`` over the
+    other positions (nan if every position is ignored). With probabilities ``t``:
+    ``l = sum_c w_c t'_c (lse - x_c)``, ``t' = (1 - eps) t + eps/C``, and ``"mean"`` divides by the number
+    of positions. ``weight`` holds C class weights. Matches ``torch.nn.functional.cross_entropy``.
+
+    One pass over memory per row: the row's max, its exps and their sum are computed on an L1-resident
+    copy; no (N, C) temporary exists beyond the gradient you ask for with ``return_grad``.
+
+    >>> import fastloss
+    >>> round(float(fastloss.cross_entropy([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], [0, 1])), 12)
+    0.360645366744
+    """
+    eps = _validate.real_param("label_smoothing", label_smoothing, ge=0.0, le=1.0)
+    return _classwise.class_loss(
+        "cross_entropy",
+        "cross_entropy",
+        logits,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        params=(eps,),
+        reduction=reduction,
+        return_grad=return_grad,
+        allow_prob_target=True,
+    )
+
+
+def nll_loss(
+    log_probs: ArrayLike,
+    target: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Negative log-likelihood ``l = -w_y log_probs[y]`` over the class axis 1 (PyTorch's ``nll_loss``).
+
+    Shapes, ``weight``, ``ignore_index`` and the weighted ``"mean"`` are as in :func:`cross_entropy`
+    (class-index targets only); ``log_probs`` are typically ``log_softmax`` outputs.
+
+    >>> import fastloss
+    >>> float(fastloss.nll_loss([[-0.5, -1.0], [-2.0, -0.1]], [0, 1]))
+    0.3
+    """
+    return _classwise.class_loss(
+        "nll_loss",
+        "nll",
+        log_probs,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        params=(),
+        reduction=reduction,
+        return_grad=return_grad,
+        allow_prob_target=False,
     )

@@ -1,8 +1,10 @@
 """The pure-NumPy backend: the same kernel signatures as fastloss._core."""
 
+from fastloss._numpy.classwise import classwise
 from fastloss._numpy.elementwise import LOSSES as ELEMENTWISE_SPECS
 from fastloss._numpy.elementwise import elementwise
 
 ELEMENTWISE_LOSSES = list(ELEMENTWISE_SPECS)
+CLASSWISE_KERNELS = ["cross_entropy", "cross_entropy_prob", "nll", "softmax", "log_softmax", "logsumexp"]
 
-__all__ = ["ELEMENTWISE_LOSSES", "ELEMENTWISE_SPECS", "elementwise"]
+__all__ = ["CLASSWISE_KERNELS", "ELEMENTWISE_LOSSES", "ELEMENTWISE_SPECS", "classwise", "elementwise"]

@@ -1,0 +1,161 @@
+"""The call path of the class-wise functions: validate -> backend kernel -> shape the result.
+
+Scores have the class axis at position 1 ((N, C) or (N, C, d1, ...), as PyTorch) for the losses, or at
+any axis for the activations; either way the kernels see a C-contiguous (outer, classes, inner) array.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from fastloss import _backend, _validate
+
+
+def layout(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
+    """(outer, classes, inner) of an array of `shape` with the class axis at `axis`."""
+    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :])
+
+
+def normalize_axis(axis: object, ndim: int, func: str) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{func}: axis must be an int, got {type(axis).__name__}")
+    a = int(axis)
+    if not -ndim <= a < ndim:
+        raise ValueError(f"{func}: axis {a} is out of bounds for an array of {ndim} dimensions")
+    return a % ndim
+
+
+def row_map(func: str, kernel: str, x: Any, axis: object) -> tuple[np.ndarray, np.ndarray]:
+    """Run an activation over `axis`: returns (per-position values, per-element rows) in x's dtype."""
+    xa = _validate.as_array(x, "x")
+    if xa.ndim == 0:
+        raise ValueError(f"{func}: x must have at least one dimension")
+    ax = normalize_axis(axis, xa.ndim, func)
+    dtype = _validate.compute_dtype(xa)
+    outer, classes, inner = layout(xa.shape, ax)
+    if classes == 0:
+        raise ValueError(f"{func}: the axis has length 0")
+    _, _, _, pos, rows = _backend.kernels().classwise(
+        kernel,
+        _validate.flat(xa, dtype),
+        outer,
+        classes,
+        inner,
+        None,
+        None,
+        None,
+        -100,
+        [],
+        0,
+        False,
+        _backend.thread_arg(),
+    )
+    pos_shape = xa.shape[:ax] + xa.shape[ax + 1 :]
+    return pos.reshape(pos_shape), (rows.reshape(xa.shape) if rows is not None else None)
+
+
+def class_loss(
+    func: str,
+    kernel: str,
+    scores: Any,
+    target: Any,
+    *,
+    weight: Any,
+    ignore_index: object,
+    params: tuple[float, ...],
+    reduction: str,
+    return_grad: bool,
+    allow_prob_target: bool,
+) -> Any:
+    """Evaluate a class-wise loss with class-index (or, if allowed, probability) targets."""
+    code = _validate.reduction_code(reduction)
+    return_grad = _validate.bool_param("return_grad", return_grad)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"{func}: ignore_index must be an int, got {type(ignore_index).__name__}")
+    xs = _validate.as_array(scores, "input")
+    if xs.dtype.kind != "f":
+        xs = xs.astype(np.float64)
+    ts = _validate.as_array(target, "target")
+    unbatched = xs.ndim == 1
+    if unbatched:  # (C,) scores with a scalar class index (or (C,) probabilities), as PyTorch allows
+        xs = xs[None]
+        ts = ts[None]
+    if xs.ndim < 2:
+        raise ValueError(f"{func}: input must have shape (N, C) or (N, C, d1, ...), got {xs.shape}")
+    dtype = _validate.compute_dtype(xs)
+    outer, classes, inner = layout(xs.shape, 1)
+    if classes == 0:
+        raise ValueError(f"{func}: input has no classes (C = 0)")
+    pos_shape = (xs.shape[0],) + xs.shape[2:]
+    prob = ts.dtype.kind == "f"
+    if prob:
+        if not allow_prob_target:
+            raise TypeError(f"{func}: target must hold integer class indices, got dtype {ts.dtype}")
+        if ts.shape != xs.shape:
+            raise ValueError(
+                f"{func}: probability targets must have the input's shape {xs.shape}, got {ts.shape}"
+            )
+        kernel += "_prob"
+        tidx, tprob = None, _validate.flat(ts, dtype)
+    else:
+        if ts.dtype.kind not in "iu":
+            raise TypeError(
+                f"{func}: target must hold integer class indices"
+                + (" or float probabilities" if allow_prob_target else "")
+                + f", got dtype {ts.dtype}"
+            )
+        if ts.shape != pos_shape:
+            raise ValueError(
+                f"{func}: class-index targets must have shape {pos_shape} for input of shape {xs.shape}, "
+                f"got {ts.shape}"
+            )
+        if ts.dtype.kind == "u" and ts.size and ts.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"{func}: target holds class indices beyond the int64 range")
+        tidx, tprob = np.ascontiguousarray(ts, dtype=np.int64).reshape(-1), None
+    cw = None
+    if weight is not None:
+        wa = _validate.as_array(weight, "weight")
+        if wa.shape != (classes,):
+            raise ValueError(f"{func}: weight must have shape ({classes},), one per class, got {wa.shape}")
+        cw = _validate.flat(wa, dtype)
+    value, _, first_bad, out, grad = _backend.kernels().classwise(
+        kernel,
+        _validate.flat(xs, dtype),
+        outer,
+        classes,
+        inner,
+        tidx,
+        tprob,
+        cw,
+        int(ignore_index),
+        list(params),
+        code,
+        return_grad,
+        _backend.thread_arg(),
+    )
+    if first_bad >= 0:
+        where = np.unravel_index(first_bad, pos_shape)
+        idx = ", ".join(str(int(k)) for k in (where[1:] if unbatched else where))
+        loc = f"[{idx}]" if idx else ""
+        if prob:
+            raise ValueError(
+                f"{func}: target probabilities must lie in [0, 1]; found one outside in target{loc}"
+            )
+        bad = int(tidx[first_bad])
+        raise ValueError(
+            f"{func}: target must be a class index in [0, {classes}) or ignore_index={int(ignore_index)}; "
+            f"found target{loc} = {bad}"
+        )
+    if code == 0:
+        result = out.reshape(pos_shape)
+        if unbatched:
+            result = result[0]
+    else:
+        result = dtype.type(value)
+    if not return_grad:
+        return result
+    g = grad.reshape(xs.shape)
+    return result, (g[0] if unbatched else g)

@@ -1,0 +1,106 @@
+"""NumPy twins of the class-wise kernels (csrc/fastloss/classwise.hpp), same signature as
+fastloss._core.classwise. Scores arrive flat with layout (outer, classes, inner)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+Arr = np.ndarray
+_INDEX = {"cross_entropy", "nll"}
+_PROB = {"cross_entropy_prob"}
+_MAPS = {"softmax", "log_softmax", "logsumexp"}
+
+
+def _rows(x: Arr, outer: int, classes: int, inner: int) -> Arr:
+    """(positions, classes) float64 view-or-copy of a flat (outer, classes, inner) array."""
+    return np.moveaxis(x.astype(np.float64).reshape(outer, classes, inner), 1, 2).reshape(-1, classes)
+
+
+def _unrows(r: Arr, outer: int, classes: int, inner: int, dtype) -> Arr:
+    return np.moveaxis(r.reshape(outer, inner, classes), 2, 1).reshape(-1).astype(dtype)
+
+
+def _lse(x: Arr) -> Arr:
+    m = np.max(x, axis=1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return (m + np.log(np.sum(np.exp(x - m), axis=1, keepdims=True)))[:, 0]
+
+
+def classwise(
+    kernel,
+    x,
+    outer,
+    classes,
+    inner,
+    target,
+    target_prob,
+    class_weight,
+    ignore_index,
+    params,
+    reduction,
+    want_grad,
+    num_threads,
+):
+    """Same contract as fastloss._core.classwise: (value, weight_sum, first_bad, out, rows)."""
+    dtype = x.dtype
+    npos = outer * inner
+    if npos == 0 or classes == 0:
+        out = np.zeros(npos, dtype) if (kernel in _MAPS or reduction == 0) else None
+        rows = np.zeros(x.size, dtype) if (kernel in _MAPS or want_grad) else None
+        return (np.nan if reduction == 2 else 0.0), 0.0, -1, out, rows
+    xr = _rows(x, outer, classes, inner)
+    with np.errstate(all="ignore"):
+        lse = _lse(xr)
+        if kernel in _MAPS:
+            rows = None
+            if kernel == "softmax":
+                rows = np.exp(xr - lse[:, None])
+            elif kernel == "log_softmax":
+                rows = xr - lse[:, None]
+            rows_flat = _unrows(rows, outer, classes, inner, dtype) if rows is not None else None
+            return 0.0, 0.0, -1, lse.astype(dtype), rows_flat
+        cw = class_weight.astype(np.float64) if class_weight is not None else np.ones(classes)
+        eps = params[0] if params else 0.0
+        if kernel in _PROB:
+            tp = _rows(target_prob, outer, classes, inner)
+            bad = np.flatnonzero(np.any((tp < 0) | (tp > 1), axis=1))
+            if bad.size:
+                return 0.0, 0.0, int(bad[0]), None, None
+            tt = (1.0 - eps) * tp + eps / classes
+            wt = cw * tt
+            loss = np.sum(wt * (lse[:, None] - xr), axis=1)
+            pw = np.ones(npos)
+            grad = np.sum(wt, axis=1, keepdims=True) * np.exp(xr - lse[:, None]) - wt
+        else:
+            y = target.astype(np.int64)
+            ok = (y == ignore_index) | ((y >= 0) & (y < classes))
+            if not ok.all():
+                return 0.0, 0.0, int(np.flatnonzero(~ok)[0]), None, None
+            keep = y != ignore_index
+            yc = np.where(keep, y, 0)
+            wy = np.where(keep, cw[yc], 0.0)
+            onehot = np.zeros_like(xr)
+            onehot[np.arange(npos), yc] = 1.0
+            xy = xr[np.arange(npos), yc]
+            if kernel == "nll":
+                loss = -wy * xy
+                grad = -wy[:, None] * onehot
+            else:
+                p = np.exp(xr - lse[:, None])
+                loss = (1.0 - eps) * wy * (lse - xy)
+                grad = (1.0 - eps) * wy[:, None] * (p - onehot)
+                if eps != 0.0:
+                    k = eps / classes
+                    loss = loss + k * np.where(keep, np.sum(cw * (lse[:, None] - xr), axis=1), 0.0)
+                    grad = grad + k * keep[:, None] * (cw.sum() * p - cw)
+            loss = np.where(keep, loss, 0.0)
+            grad = np.where(keep[:, None], grad, 0.0)
+            pw = wy
+        total, wsum = float(np.sum(loss)), float(np.sum(pw))
+        value = float(np.float64(total) / np.float64(wsum)) if reduction == 2 else total
+        out = loss.astype(dtype) if reduction == 0 else None
+        g = None
+        if want_grad:
+            scale = 1.0 / np.float64(wsum) if reduction == 2 else 1.0
+            g = _unrows(grad * scale, outer, classes, inner, dtype)
+    return value, wsum, -1, out, g

@@ -1,0 +1,54 @@
+"""Activations over an axis: softmax, log_softmax, logsumexp (SciPy's results), and sigmoid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fastloss import _classwise, _elementwise
+
+ArrayLike = Any
+
+__all__ = ["log_softmax", "logsumexp", "sigmoid", "softmax"]
+
+
+def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
+    """``exp(x - logsumexp(x))`` along ``axis``, stable for any input (``scipy.special.softmax``).
+
+    >>> import fastloss
+    >>> fastloss.softmax([0.0, 0.0, 0.0, 0.0]).tolist()
+    [0.25, 0.25, 0.25, 0.25]
+    """
+    return _classwise.row_map("softmax", "softmax", x, axis)[1]
+
+
+def log_softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
+    """``x - logsumexp(x)`` along ``axis`` (``scipy.special.log_softmax``).
+
+    >>> import fastloss
+    >>> round(float(fastloss.log_softmax([1.0, 1.0])[0]), 12)
+    -0.69314718056
+    """
+    return _classwise.row_map("log_softmax", "log_softmax", x, axis)[1]
+
+
+def logsumexp(x: ArrayLike, axis: int = -1) -> np.ndarray:
+    """``log(sum(exp(x)))`` along ``axis``, without overflow; the axis is removed
+    (``scipy.special.logsumexp(x, axis=axis)``). A row of -inf gives -inf; NaN propagates.
+
+    >>> import fastloss
+    >>> round(float(fastloss.logsumexp([1000.0, 1000.0])), 9)
+    1000.693147181
+    """
+    return _classwise.row_map("logsumexp", "logsumexp", x, axis)[0]
+
+
+def sigmoid(x: ArrayLike) -> np.ndarray:
+    """The logistic function ``1 / (1 + exp(-x))``, elementwise and stable (``scipy.special.expit``).
+
+    >>> import fastloss
+    >>> fastloss.sigmoid([0.0]).tolist()
+    [0.5]
+    """
+    return _elementwise.run("sigmoid", "sigmoid", {"x": x, "x_": x}, reduction="none")
