@@ -23,7 +23,9 @@ namespace fastloss_bind {
   X(bce_logits_pw, BceLogitsPosWeight) \
   X(sigmoid_focal, SigmoidFocal)       \
   X(margin_ranking, MarginRanking)     \
-  X(sigmoid, Sigmoid)
+  X(sigmoid, Sigmoid)                  \
+  X(kl_div, KlDiv)                     \
+  X(kl_div_log_target, KlDivLogTarget)
 
 enum class Loss : int {
 #define FASTLOSS_ENUM(name, functor) name,
@@ -68,6 +70,12 @@ using ElementwiseFn = Result (*)(const Call&);
   X(cross_entropy, CrossEntropy)           \
   X(cross_entropy_prob, CrossEntropyProb)  \
   X(nll, Nll)                              \
+  X(softmax_focal, SoftmaxFocal)           \
+  X(poly1, Poly1)                          \
+  X(multi_margin_ww1, MultiMarginWW<1>)    \
+  X(multi_margin_ww2, MultiMarginWW<2>)    \
+  X(multi_margin_cs1, MultiMarginCS<1>)    \
+  X(multi_margin_cs2, MultiMarginCS<2>)    \
   X(softmax, Softmax)                      \
   X(log_softmax, LogSoftmax)               \
   X(logsumexp, LogSumExp)

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "fastloss/config.hpp"
@@ -116,7 +117,7 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
     if constexpr (F::kIndexTarget) {
       const std::int64_t y = a.target[p];
       if (y == a.ignore_index || !valid(y)) return 0.0;
-      return cwp ? cwp[y] : 1.0;
+      return (F::kMeanByClassWeight && cwp) ? cwp[y] : 1.0;
     }
     (void)p;
     return 1.0;
@@ -139,7 +140,7 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
     const std::size_t p0 = t * P, m = tile_len(t);
     // Per-thread tile buffers, grown once and reused (no allocation or zeroing per tile).
     thread_local std::vector<double> buf_, tbuf_, gbuf_, ebuf_;
-    if (buf_.size() < m * C) buf_.resize(m * C);
+    if (!(std::is_same_v<T, double> && a.inner == 1) && buf_.size() < m * C) buf_.resize(m * C);
     if (F::kNeedsLse && ebuf_.size() < C) ebuf_.resize(C);
     if (F::kProbTarget && tbuf_.size() < m * C) tbuf_.resize(m * C);
     const bool rows = a.grad || a.rows_out;
@@ -166,7 +167,14 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
           for (std::size_t j = 0; j < m; ++j) dst[offset(p0 + j) + c * a.inner] = static_cast<T>(scale * src[j * C + c]);
       }
     };
-    gather(a.x, buf);
+    // float64 rows that are already contiguous are read in place; anything else is copied.
+    const double* rows_x = buf;
+    bool in_place = false;
+    if constexpr (std::is_same_v<T, double>) {
+      in_place = a.inner == 1;
+      if (in_place) rows_x = a.x + p0 * C;
+    }
+    if (!in_place) gather(a.x, buf);
     if constexpr (F::kProbTarget) {
       gather(a.target_prob, tbuf);
       // Target probabilities must lie in [0, 1] (NaN passes and propagates).
@@ -183,7 +191,7 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
     double sum = 0.0, wsum = 0.0;
     for (std::size_t j = 0; j < m; ++j) {
       const std::size_t p = p0 + j;
-      Row row{buf + j * C, F::kProbTarget ? tbuf + j * C : nullptr, -1, C, 0.0, ebuf_.data(), 0.0, cwp, W};
+      Row row{rows_x + j * C, F::kProbTarget ? tbuf + j * C : nullptr, -1, C, 0.0, ebuf_.data(), 0.0, cwp, W};
       double* g = gbuf ? gbuf + j * C : nullptr;
       if constexpr (F::kIndexTarget) {
         row.y = a.target[p];
@@ -233,6 +241,9 @@ struct RowBase {
   static constexpr bool kIndexTarget = false;
   static constexpr bool kProbTarget = false;
   static constexpr bool kNeedsLse = true;
+  // The mean divides by the sum of w_y over the counted positions (torch's cross_entropy, nll_loss);
+  // false: by the number of counted positions (torch's multi_margin_loss, focal and poly losses).
+  static constexpr bool kMeanByClassWeight = true;
 };
 
 // Cross-entropy with class-index targets and label smoothing eps (torch cross_entropy):
@@ -305,6 +316,126 @@ struct Nll : RowBase {
       g[y] = -wy;
     }
     return -wy * r.x[y];
+  }
+};
+
+// Softmax focal loss: l = -a_y (1 - p_y)^gamma log p_y, a = class weights (alpha) or 1; gamma = 0 is
+// cross-entropy. With q = 1 - p_y (summed from the other classes' probabilities, no cancellation) and
+// K = q^gamma - gamma q^(gamma-1) p_y log p_y:  dl/dx_c = a_y K (p_c - [c = y]).
+struct SoftmaxFocal : RowBase {
+  static constexpr bool kIndexTarget = true;
+  static constexpr bool kMeanByClassWeight = false;
+  double gamma, zero_pow;
+  explicit SoftmaxFocal(const double* prm) : gamma(prm[0]), zero_pow(prm[0] == 0.0 ? 1.0 : 0.0) {}
+  double operator()(const Row& r, double* g) const {
+    const std::size_t C = r.C, y = static_cast<std::size_t>(r.y);
+    const double ay = r.cw ? r.cw[y] : 1.0;
+    double other = 0.0;
+#pragma omp simd reduction(+ : other)
+    for (std::size_t c = 0; c < C; ++c) other += c == y ? 0.0 : r.e[c];
+    const double lp = r.x[y] - r.lse;        // log p_y
+    const double py = r.e[y] * r.inv_sum;
+    const double q = other * r.inv_sum;      // 1 - p_y
+    const double mod = math::pow_nonneg(q, gamma, zero_pow);
+    if (g) {
+      const double dmod = q > 0.0 ? gamma * mod / q : 0.0;  // gamma q^(gamma-1)
+      const double k = ay * (mod - dmod * py * lp);
+#pragma omp simd
+      for (std::size_t c = 0; c < C; ++c) g[c] = k * (r.e[c] * r.inv_sum);
+      g[y] -= k;
+    }
+    return -ay * mod * lp;
+  }
+};
+
+// Poly-1 cross-entropy (Leng et al. 2022): l = -log p_y + eps (1 - p_y); dl/dx_c = (1 + eps p_y)(p_c - [c = y])
+struct Poly1 : RowBase {
+  static constexpr bool kIndexTarget = true;
+  static constexpr bool kMeanByClassWeight = false;
+  double eps;
+  explicit Poly1(const double* prm) : eps(prm[0]) {}
+  double operator()(const Row& r, double* g) const {
+    const std::size_t C = r.C, y = static_cast<std::size_t>(r.y);
+    double other = 0.0;
+#pragma omp simd reduction(+ : other)
+    for (std::size_t c = 0; c < C; ++c) other += c == y ? 0.0 : r.e[c];
+    const double py = r.e[y] * r.inv_sum;
+    if (g) {
+      const double k = 1.0 + eps * py;
+#pragma omp simd
+      for (std::size_t c = 0; c < C; ++c) g[c] = k * (r.e[c] * r.inv_sum);
+      g[y] -= k;
+    }
+    return (r.lse - r.x[y]) + eps * (other * r.inv_sum);
+  }
+};
+
+// Weston-Watkins multi-class hinge (torch multi_margin_loss):
+// l = w_y / C sum_{j != y} max(0, margin - x_y + x_j)^p,  p in {1, 2}
+template <int Power>
+struct MultiMarginWW : RowBase {
+  static constexpr bool kIndexTarget = true;
+  static constexpr bool kNeedsLse = false;
+  static constexpr bool kMeanByClassWeight = false;
+  double margin;
+  explicit MultiMarginWW(const double* prm) : margin(prm[0]) {}
+  double operator()(const Row& r, double* g) const {
+    const std::size_t C = r.C, y = static_cast<std::size_t>(r.y);
+    const double k = (r.cw ? r.cw[y] : 1.0) / static_cast<double>(C);
+    const double xy = r.x[y];
+    double l = 0.0, gy = 0.0;
+#pragma omp simd reduction(+ : l, gy)
+    for (std::size_t c = 0; c < C; ++c) {
+      const double v = margin - xy + r.x[c];
+      const double h = (c == y || v < 0.0) ? 0.0 : v;  // NaN stays NaN
+      const double d = Power == 1 ? (h > 0.0 ? 1.0 : (h == h ? 0.0 : h)) : 2.0 * h;  // d h^p / d v
+      l += Power == 1 ? h : h * h;
+      if (g) g[c] = k * d;
+      gy += d;
+    }
+    if (g) g[y] = -k * gy;
+    return k * l;
+  }
+};
+
+// Crammer-Singer multi-class hinge (sklearn hinge_loss, multi-class):
+// l = w_y max(0, margin + max_{j != y} x_j - x_y)^p;  the gradient goes to y and the first argmax j.
+template <int Power>
+struct MultiMarginCS : RowBase {
+  static constexpr bool kIndexTarget = true;
+  static constexpr bool kNeedsLse = false;
+  static constexpr bool kMeanByClassWeight = false;
+  double margin;
+  explicit MultiMarginCS(const double* prm) : margin(prm[0]) {}
+  double operator()(const Row& r, double* g) const {
+    const std::size_t C = r.C, y = static_cast<std::size_t>(r.y);
+    const double wy = r.cw ? r.cw[y] : 1.0;
+    std::size_t jmax = C;
+    double xmax = -math::kInf;
+    bool nan = r.x[y] != r.x[y];
+    for (std::size_t c = 0; c < C; ++c) {
+      nan = nan || r.x[c] != r.x[c];
+      if (c != y && (jmax == C || r.x[c] > xmax)) {
+        xmax = r.x[c];
+        jmax = c;
+      }
+    }
+    if (g)
+      for (std::size_t c = 0; c < C; ++c) g[c] = 0.0;
+    if (nan) {
+      if (g)
+        for (std::size_t c = 0; c < C; ++c) g[c] = math::kNaN;
+      return math::kNaN;
+    }
+    if (jmax == C) return 0.0;  // a single class: nothing to violate the margin
+    const double v = margin + xmax - r.x[y];
+    const double h = v < 0.0 ? 0.0 : v;
+    if (g && h > 0.0) {
+      const double d = wy * (Power == 1 ? 1.0 : 2.0 * h);
+      g[jmax] = d;
+      g[y] = -d;
+    }
+    return wy * (Power == 1 ? h : h * h);
   }
 };
 

@@ -251,6 +251,28 @@ struct SigmoidFocal : PairLoss {
   FASTLOSS_INLINE bool valid(V, V t, V) const { return in_unit_v(t); }
 };
 
+// KL divergence term (torch kl_div), a = log q, b = p:  l = p (log p - a), 0 where p = 0 (torch gives
+// NaN there when a = -inf; the term's limit is 0); dl/da = -p. p must be >= 0.
+struct KlDiv : PairLoss {
+  static constexpr bool kChecks = true;
+  explicit KlDiv(const double*) {}
+  FASTLOSS_INLINE Eval operator()(double a, double p, double) const {
+    const double l = p * (math::log(p) - a);
+    return {p == 0.0 ? 0.0 : l, -p, 0.0};
+  }
+  FASTLOSS_INLINE bool valid(double, double p, double) const { return !(p < 0.0); }
+};
+
+// The same with the target given as log p (torch kl_div, log_target=True): l = exp(b) (b - a); dl/da = -exp(b)
+struct KlDivLogTarget : PairLoss {
+  explicit KlDivLogTarget(const double*) {}
+  FASTLOSS_INLINE Eval operator()(double a, double b, double) const {
+    const double p = math::exp(b);
+    const double l = p * (b - a);
+    return {p == 0.0 ? 0.0 : l, -p, 0.0};
+  }
+};
+
 // The logistic function as an elementwise map: l = sigmoid(a) (b is ignored); dl/da = s (1 - s)
 struct Sigmoid : PairLoss {
   explicit Sigmoid(const double*) {}

@@ -15,8 +15,12 @@ from fastloss.classification import (
     binary_cross_entropy_with_logits,
     cross_entropy,
     hinge,
+    kl_div,
+    multiclass_hinge,
     nll_loss,
+    poly1_cross_entropy,
     sigmoid_focal_loss,
+    softmax_focal_loss,
 )
 from fastloss.metric import margin_ranking_loss
 from fastloss.regression import huber, log_cosh, mae, mse, pinball, pseudo_huber, rmse, smooth_l1
@@ -31,15 +35,18 @@ __all__ = [
     "hinge",
     "huber",
     "info",
+    "kl_div",
     "log_cosh",
     "log_softmax",
     "logsumexp",
     "mae",
     "margin_ranking_loss",
     "mse",
+    "multiclass_hinge",
     "nll_loss",
     "num_threads",
     "pinball",
+    "poly1_cross_entropy",
     "pseudo_huber",
     "rmse",
     "set_backend",
@@ -48,5 +55,6 @@ __all__ = [
     "sigmoid_focal_loss",
     "smooth_l1",
     "softmax",
+    "softmax_focal_loss",
     "use_backend",
 ]

@@ -260,7 +260,44 @@ def build(name: str, n: int, dtype: Any) -> Case:
             lambda: np.mean(np.maximum(0.0, -y * (a - b) + 0.1)),
             tcase(lambda: F.margin_ranking_loss(ta, tb, ty, margin=0.1)),
         )
+    if name.startswith("cross_entropy"):
+        return _cross_entropy_case(name, n, dtype, torch, sk, tcase)
     raise ValueError(f"unknown benchmark case {name!r}; known: {', '.join(NAMES)}")
+
+
+# Class-wise cases: n is the number of scores; the shape is (n // C, C), or a segmentation map.
+CLASSWISE = {"cross_entropy_c10": 10, "cross_entropy": 100, "cross_entropy_c1000": 1000}
+
+
+def _cross_entropy_case(name, n, dtype, torch, sk, tcase) -> Case:
+    rng = np.random.default_rng(0)
+    if name == "cross_entropy_seg":  # (8, 21, 256, 256) at n = 8 * 21 * 256 * 256 = 11,010,048
+        side = max(1, int(round((n / (8 * 21)) ** 0.5)))
+        shape, C = (8, 21, side, side), 21
+        tshape = (8, side, side)
+    else:
+        C = CLASSWISE[name]
+        shape, tshape = (max(1, n // C), C), (max(1, n // C),)
+    x = rng.standard_normal(shape).astype(dtype)
+    y = rng.integers(0, C, tshape)
+
+    def np_ce():
+        m = x.max(axis=1, keepdims=True)
+        logp = x - (m + np.log(np.exp(x - m).sum(axis=1, keepdims=True)))
+        return -np.mean(np.take_along_axis(logp, np.expand_dims(y, 1), axis=1))
+
+    tfn = None
+    if torch is not None:
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        tfn = tcase(lambda: torch.nn.functional.cross_entropy(tx, ty))
+    skfn = None
+    if sk is not None and len(shape) == 2:
+        yf = y.astype(dtype)
+
+        def skfn(nt):
+            return lambda: sk.HalfMultinomialLoss(n_classes=C).loss(yf, x, n_threads=nt).mean()
+
+    return Case(name, (x, y), lambda: fastloss.cross_entropy(x, y), np_ce, tfn, skfn)
 
 
 NAMES = (
@@ -276,6 +313,10 @@ NAMES = (
     "bce_with_logits",
     "sigmoid_focal",
     "margin_ranking",
+    "cross_entropy_c10",
+    "cross_entropy",
+    "cross_entropy_c1000",
+    "cross_entropy_seg",
 )
 # The memory-bound losses whose speed is judged against the read bandwidth.
 MEMORY_BOUND = ("mse", "mae", "huber", "smooth_l1", "pinball", "hinge", "margin_ranking")

@@ -69,6 +69,7 @@ def class_loss(
     reduction: str,
     return_grad: bool,
     allow_prob_target: bool,
+    weight_name: str = "weight",
 ) -> Any:
     """Evaluate a class-wise loss with class-index (or, if allowed, probability) targets."""
     code = _validate.reduction_code(reduction)
@@ -117,9 +118,13 @@ def class_loss(
         tidx, tprob = np.ascontiguousarray(ts, dtype=np.int64).reshape(-1), None
     cw = None
     if weight is not None:
-        wa = _validate.as_array(weight, "weight")
+        wa = _validate.as_array(weight, weight_name)
+        if wa.ndim == 0 and weight_name == "alpha":  # one alpha for every class
+            wa = np.full(classes, wa)
         if wa.shape != (classes,):
-            raise ValueError(f"{func}: weight must have shape ({classes},), one per class, got {wa.shape}")
+            raise ValueError(
+                f"{func}: {weight_name} must have shape ({classes},), one per class, got {wa.shape}"
+            )
         cw = _validate.flat(wa, dtype)
     value, _, first_bad, out, grad = _backend.kernels().classwise(
         kernel,

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from fastloss import _classwise, _elementwise, _validate
 
 ArrayLike = Any
 
 __all__ = [
     "cross_entropy",
+    "kl_div",
+    "multiclass_hinge",
     "nll_loss",
+    "poly1_cross_entropy",
+    "softmax_focal_loss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "hinge",
@@ -231,3 +237,161 @@ def nll_loss(
         return_grad=return_grad,
         allow_prob_target=False,
     )
+
+
+# Class indices no target can hold: the losses without ignore_index pass it to the kernels.
+_NO_IGNORE = -(2**63)
+
+
+def softmax_focal_loss(
+    logits: ArrayLike,
+    target: ArrayLike,
+    *,
+    gamma: float = 2.0,
+    alpha: ArrayLike | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Multi-class focal loss (Lin et al. 2017): ``l = -alpha_y (1 - p_y)^gamma log p_y``, ``p = softmax``.
+
+    ``alpha`` is None (1 for every class), a scalar, or C per-class factors; ``gamma >= 0``. With
+    ``gamma = 0`` and ``alpha = None`` it equals :func:`cross_entropy`. Shapes and ``ignore_index`` as
+    there; ``"mean"`` averages over the non-ignored positions (alpha is a factor, not a weight to divide
+    by). ``1 - p_y`` is summed from the other classes' probabilities, so it does not cancel when ``p_y``
+    is near 1.
+
+    >>> import fastloss
+    >>> round(float(fastloss.softmax_focal_loss([[2.0, 0.0, -1.0]], [0], gamma=0.0)), 12)
+    0.169846019556
+    """
+    g = _validate.real_param("gamma", gamma, ge=0.0)
+    return _classwise.class_loss(
+        "softmax_focal_loss",
+        "softmax_focal",
+        logits,
+        target,
+        weight=alpha,
+        ignore_index=ignore_index,
+        params=(g,),
+        reduction=reduction,
+        return_grad=return_grad,
+        allow_prob_target=False,
+        weight_name="alpha",
+    )
+
+
+def poly1_cross_entropy(
+    logits: ArrayLike,
+    target: ArrayLike,
+    *,
+    epsilon: float = 1.0,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Poly-1 cross-entropy (Leng et al. 2022): ``l = -log p_y + epsilon (1 - p_y)``, ``p = softmax``.
+
+    Shapes and ``ignore_index`` as in :func:`cross_entropy`; ``"mean"`` averages over the non-ignored
+    positions. ``epsilon = 0`` is cross-entropy.
+
+    >>> import fastloss
+    >>> round(float(fastloss.poly1_cross_entropy([[0.0, 0.0]], [0], epsilon=1.0)), 12)
+    1.19314718056
+    """
+    e = _validate.real_param("epsilon", epsilon)
+    return _classwise.class_loss(
+        "poly1_cross_entropy",
+        "poly1",
+        logits,
+        target,
+        weight=None,
+        ignore_index=ignore_index,
+        params=(e,),
+        reduction=reduction,
+        return_grad=return_grad,
+        allow_prob_target=False,
+    )
+
+
+def multiclass_hinge(
+    scores: ArrayLike,
+    target: ArrayLike,
+    *,
+    margin: float = 1.0,
+    p: int = 1,
+    weight: ArrayLike | None = None,
+    method: str = "weston_watkins",
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Multi-class hinge loss over the class axis 1, ``p`` in {1, 2}, ``weight`` C class weights.
+
+    ``method="weston_watkins"``: ``l = w_y / C sum_{j != y} max(0, margin - s_y + s_j)^p``, PyTorch's
+    ``multi_margin_loss``. ``method="crammer_singer"``: ``l = w_y max(0, margin + max_{j != y} s_j - s_y)^p``,
+    scikit-learn's multi-class ``hinge_loss`` (margin 1, p 1); its gradient goes to the first maximising
+    class. ``"mean"`` averages over positions (as both libraries do).
+
+    >>> import fastloss
+    >>> float(fastloss.multiclass_hinge([[1.0, 0.5, -1.0]], [0]))
+    0.16666666666666666
+    """
+    m = _validate.real_param("margin", margin)
+    if isinstance(p, bool) or p not in (1, 2):
+        raise ValueError(f"multiclass_hinge: p must be 1 or 2, got {p!r}")
+    methods = {"weston_watkins": "ww", "crammer_singer": "cs"}
+    if method not in methods:
+        raise ValueError(f"multiclass_hinge: method must be one of {sorted(methods)}, got {method!r}")
+    return _classwise.class_loss(
+        "multiclass_hinge",
+        f"multi_margin_{methods[method]}{p}",
+        scores,
+        target,
+        weight=weight,
+        ignore_index=_NO_IGNORE,
+        params=(m,),
+        reduction=reduction,
+        return_grad=return_grad,
+        allow_prob_target=False,
+    )
+
+
+def kl_div(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    log_target: bool = False,
+    reduction: str = "batchmean",
+    return_grad: bool = False,
+) -> Any:
+    """Kullback-Leibler divergence terms ``target (log target - input)``, PyTorch's ``kl_div``.
+
+    ``input`` holds log-probabilities ``log Q``, ``target`` probabilities ``P`` (or ``log P`` with
+    ``log_target=True``), of identical shapes. A term with ``P = 0`` is 0 (PyTorch gives NaN when
+    ``log Q = -inf`` there); ``P`` must be >= 0. Reductions: ``"batchmean"`` (the sum divided by the first
+    dimension: the mathematical KL divergence per sample), ``"sum"``, ``"mean"`` (over all elements, as
+    PyTorch), ``"none"``. ``D_KL(P || Q) = kl_div(log(Q), P, reduction="sum")`` for one distribution.
+    The gradient is with respect to ``input``.
+
+    >>> import numpy as np, fastloss
+    >>> P, Q = np.array([0.5, 0.5]), np.array([0.9, 0.1])
+    >>> round(float(fastloss.kl_div(np.log(Q), P, reduction="sum")), 12)
+    0.510825623766
+    """
+    lt = _validate.bool_param("log_target", log_target)
+    loss = "kl_div_log_target" if lt else "kl_div"
+    if reduction != "batchmean":
+        return _elementwise.run(
+            "kl_div", loss, {"input": input, "target": target}, reduction=reduction, return_grad=return_grad
+        )
+    res = _elementwise.run(
+        "kl_div", loss, {"input": input, "target": target}, reduction="sum", return_grad=return_grad
+    )
+    shape = np.shape(input)
+    n = shape[0] if shape else 1
+    if not return_grad:
+        return res / res.dtype.type(n) if n else res.dtype.type(np.nan)
+    value, grad = res
+    if n:
+        grad /= grad.dtype.type(n)
+    return (value / value.dtype.type(n) if n else value.dtype.type(np.nan)), grad

@@ -6,7 +6,17 @@ from __future__ import annotations
 import numpy as np
 
 Arr = np.ndarray
-_INDEX = {"cross_entropy", "nll"}
+_INDEX = {
+    "cross_entropy",
+    "nll",
+    "softmax_focal",
+    "poly1",
+    "multi_margin_ww1",
+    "multi_margin_ww2",
+    "multi_margin_cs1",
+    "multi_margin_cs2",
+}
+_MEAN_BY_POSITION = _INDEX - {"cross_entropy", "nll"}
 _PROB = {"cross_entropy_prob"}
 _MAPS = {"softmax", "log_softmax", "logsumexp"}
 
@@ -82,11 +92,51 @@ def classwise(
             onehot = np.zeros_like(xr)
             onehot[np.arange(npos), yc] = 1.0
             xy = xr[np.arange(npos), yc]
+            p = np.exp(xr - lse[:, None])
+            py = p[np.arange(npos), yc]
             if kernel == "nll":
                 loss = -wy * xy
                 grad = -wy[:, None] * onehot
+            elif kernel == "softmax_focal":
+                gamma = params[0]
+                q = np.sum(np.where(onehot == 1.0, 0.0, p), axis=1)  # 1 - p_y without cancellation
+                lp = xy - lse
+                mod = np.ones_like(q) if gamma == 0.0 else q**gamma
+                dmod = np.where(q > 0.0, gamma * mod / np.where(q > 0.0, q, 1.0), 0.0)
+                loss = -wy * mod * lp
+                grad = (wy * (mod - dmod * py * lp))[:, None] * (p - onehot)
+            elif kernel == "poly1":
+                q = np.sum(np.where(onehot == 1.0, 0.0, p), axis=1)
+                loss = (lse - xy) + params[0] * q
+                grad = (1.0 + params[0] * py)[:, None] * (p - onehot)
+            elif kernel.startswith("multi_margin_ww"):
+                power = int(kernel[-1])
+                v = params[0] - xy[:, None] + xr
+                h = np.where((onehot == 1.0) | (v < 0.0), 0.0, v)
+                d = np.where(h > 0.0, 1.0, np.where(np.isnan(h), h, 0.0)) if power == 1 else 2.0 * h
+                k = wy / classes
+                loss = k * np.sum(h if power == 1 else h * h, axis=1)
+                grad = k[:, None] * d
+                grad[np.arange(npos), yc] = -k * np.sum(d, axis=1)
+            elif kernel.startswith("multi_margin_cs"):
+                power = int(kernel[-1])
+                others = np.where(onehot == 1.0, -np.inf, xr)
+                if classes == 1:
+                    loss = np.zeros(npos)
+                    grad = np.zeros_like(xr)
+                else:
+                    jmax = np.argmax(others, axis=1)
+                    v = params[0] + others[np.arange(npos), jmax] - xy
+                    h = np.where(v < 0.0, 0.0, v)
+                    loss = wy * (h if power == 1 else h * h)
+                    d = np.where(h > 0.0, wy * (1.0 if power == 1 else 2.0 * h), 0.0)
+                    grad = np.zeros_like(xr)
+                    grad[np.arange(npos), jmax] = d
+                    grad[np.arange(npos), yc] = -d
+                    nan_rows = np.isnan(xr).any(axis=1)
+                    loss = np.where(nan_rows, np.nan, loss)
+                    grad[nan_rows] = np.nan
             else:
-                p = np.exp(xr - lse[:, None])
                 loss = (1.0 - eps) * wy * (lse - xy)
                 grad = (1.0 - eps) * wy[:, None] * (p - onehot)
                 if eps != 0.0:
@@ -95,7 +145,7 @@ def classwise(
                     grad = grad + k * keep[:, None] * (cw.sum() * p - cw)
             loss = np.where(keep, loss, 0.0)
             grad = np.where(keep[:, None], grad, 0.0)
-            pw = wy
+            pw = keep.astype(np.float64) if kernel in _MEAN_BY_POSITION else wy
         total, wsum = float(np.sum(loss)), float(np.sum(pw))
         value = float(np.float64(total) / np.float64(wsum)) if reduction == 2 else total
         out = loss.astype(dtype) if reduction == 0 else None

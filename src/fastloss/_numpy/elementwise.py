@@ -165,6 +165,19 @@ def _sigmoid_map(a, b, c, prm):
     return s, s * _sigmoid(-a), None
 
 
+def _kl_div(a, b, c, prm):
+    return np.where(b == 0.0, 0.0, b * (np.log(b) - a)), -b, None
+
+
+def _kl_div_log_target(a, b, c, prm):
+    p = np.exp(b)
+    return np.where(p == 0.0, 0.0, p * (b - a)), -p, None
+
+
+def _nonneg(x: Arr) -> Arr:
+    return ~(x < 0.0)
+
+
 LOSSES: dict[str, Spec] = {
     "mse": Spec(_mse),
     "mae": Spec(_mae),
@@ -181,6 +194,8 @@ LOSSES: dict[str, Spec] = {
     "sigmoid_focal": Spec(_sigmoid_focal, checks=(Check(1, _unit, UNIT),)),
     "margin_ranking": Spec(_margin_ranking, arity=3, grads=2, checks=(Check(1, _pm1, PM1),)),
     "sigmoid": Spec(_sigmoid_map),
+    "kl_div": Spec(_kl_div, checks=(Check(1, _nonneg, "must be >= 0 (probabilities)"),)),
+    "kl_div_log_target": Spec(_kl_div_log_target),
 }
 
 
