@@ -322,3 +322,11 @@ def test_every_simd_level_matches_default(core, case, dtype):
         finally:
             core.set_simd(original)
     assert core.get_simd() == original
+
+
+@needs_core
+def test_backends_implement_the_same_kernels(core):
+    from fastloss import _numpy
+
+    assert sorted(_numpy.ELEMENTWISE_LOSSES) == sorted(core.ELEMENTWISE_LOSSES)
+    assert sorted(_numpy.CLASSWISE_KERNELS) == sorted(core.CLASSWISE_KERNELS)

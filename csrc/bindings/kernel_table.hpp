@@ -99,6 +99,7 @@ struct RowCall {
   const std::int64_t* target;
   const void* target_prob;
   const void* class_weight;
+  bool has_ignore;
   std::int64_t ignore_index;
   int reduction;
   void* out;

@@ -66,6 +66,7 @@ Result run_classwise(const RowCall& c) {
   x.target = c.target;
   x.target_prob = static_cast<const T*>(c.target_prob);
   x.class_weight = static_cast<const T*>(c.class_weight);
+  x.has_ignore = c.has_ignore;
   x.ignore_index = c.ignore_index;
   x.reduction = static_cast<fl::Reduction>(c.reduction);
   x.out = static_cast<T*>(c.out);

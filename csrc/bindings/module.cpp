@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -154,7 +155,8 @@ RowKernel row_kernel_from_name(const std::string& name) {
 // x: C-contiguous scores of `outer * classes * inner` elements, laid out (outer, classes, inner).
 py::tuple classwise(const std::string& name, const py::array& x, std::size_t outer, std::size_t classes,
                     std::size_t inner, const py::object& target, const py::object& target_prob,
-                    const py::object& class_weight, std::int64_t ignore_index, const std::vector<double>& params,
+                    const py::object& class_weight, std::optional<std::int64_t> ignore_index,
+                    const std::vector<double>& params,
                     int reduction, bool want_grad, int num_threads) {
   const int ki = static_cast<int>(row_kernel_from_name(name));
   const RowTraits tr = g_table->row_traits[ki];
@@ -171,7 +173,8 @@ py::tuple classwise(const std::string& name, const py::array& x, std::size_t out
   call.outer = outer;
   call.classes = classes;
   call.inner = inner;
-  call.ignore_index = ignore_index;
+  call.has_ignore = ignore_index.has_value();
+  call.ignore_index = ignore_index.value_or(0);
   call.reduction = reduction;
   call.num_threads = num_threads;
   for (std::size_t i = 0; i < params.size(); ++i) call.params[i] = params[i];

@@ -28,6 +28,7 @@ struct ClasswiseArgs {
   const std::int64_t* target = nullptr;   // class indices (outer, inner), for kIndexTarget functors
   const T* target_prob = nullptr;         // target distributions of x's shape, for kProbTarget functors
   const T* class_weight = nullptr;        // (classes,), or null for all ones
+  bool has_ignore = true;                 // whether ignore_index applies at all
   std::int64_t ignore_index = -100;
   Reduction reduction = Reduction::mean;
   T* out = nullptr;                       // (outer, inner): the loss per position, reduction none
@@ -78,7 +79,8 @@ FASTLOSS_INLINE double row_lse(const double* x, std::size_t C, double* e, double
   double s = 0.0;
 #pragma omp simd reduction(+ : s)
   for (std::size_t c = 0; c < C; ++c) s += e[c];
-  inv_sum = 1.0 / s;
+  // A +inf score makes every probability of the row undefined (inf / inf), as in SciPy and torch.
+  inv_sum = m == math::kInf ? math::kNaN : 1.0 / s;
   return shift + math::log(s);
 }
 
@@ -109,20 +111,25 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
   const int nt = resolve_threads(a.num_threads, npos * C);
   auto tile_len = [&](std::size_t t) { return npos - t * P < P ? npos - t * P : P; };
   auto offset = [&](std::size_t p) { return (p / a.inner) * C * a.inner + p % a.inner; };
-  auto valid = [&](std::int64_t y) {
-    return y == a.ignore_index || (y >= 0 && static_cast<std::size_t>(y) < C);
-  };
+  auto ignored = [&](std::int64_t y) { return a.has_ignore && y == a.ignore_index; };
+  auto valid = [&](std::int64_t y) { return ignored(y) || (y >= 0 && static_cast<std::size_t>(y) < C); };
   // A position's weight in the mean: w_y for index targets (0 when ignored), 1 otherwise.
   auto pos_weight = [&](std::size_t p) {
     if constexpr (F::kIndexTarget) {
       const std::int64_t y = a.target[p];
-      if (y == a.ignore_index || !valid(y)) return 0.0;
+      if (ignored(y) || !valid(y)) return 0.0;
       return (F::kMeanByClassWeight && cwp) ? cwp[y] : 1.0;
     }
     (void)p;
     return 1.0;
   };
 
+  // Per-thread scratch: the tile's scores, target distributions and output rows, and one row of exps.
+  // Allocated here, before the parallel region, so that running out of memory raises instead of
+  // terminating inside it.
+  const std::size_t tile = P * C;
+  const std::size_t scratch = 3 * tile + C;
+  std::vector<double> arena(scratch * static_cast<std::size_t>(nt));
   std::vector<double> sums(ntiles), wsums(ntiles);
   std::vector<std::ptrdiff_t> bad(ntiles, -1);
   // The gradient of a mean is scaled by 1 / sum of weights, known from the targets alone: a pre-pass.
@@ -133,21 +140,17 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
       for (std::size_t j = 0; j < tile_len(t); ++j) s += pos_weight(t * P + j);
       wsums[t] = s;
     });
-    gscale = 1.0 / detail::tree_sum(wsums.data(), 0, ntiles);
+    // With every position ignored (a zero total), every gradient row is zero, as in torch, not 0 * inf.
+    const double total = detail::tree_sum(wsums.data(), 0, ntiles);
+    gscale = total == 0.0 ? 0.0 : 1.0 / total;
   }
 
   for_each_block(ntiles, nt, [&](std::size_t t) {
     const std::size_t p0 = t * P, m = tile_len(t);
-    // Per-thread tile buffers, grown once and reused (no allocation or zeroing per tile).
-    thread_local std::vector<double> buf_, tbuf_, gbuf_, ebuf_;
-    if (!(std::is_same_v<T, double> && a.inner == 1) && buf_.size() < m * C) buf_.resize(m * C);
-    if (F::kNeedsLse && ebuf_.size() < C) ebuf_.resize(C);
-    if (F::kProbTarget && tbuf_.size() < m * C) tbuf_.resize(m * C);
-    const bool rows = a.grad || a.rows_out;
-    if (rows && gbuf_.size() < m * C) gbuf_.resize(m * C);
-    double* const buf = buf_.data();
-    double* const tbuf = tbuf_.data();
-    double* const gbuf = rows ? gbuf_.data() : nullptr;
+    double* const buf = arena.data() + scratch * static_cast<std::size_t>(thread_index());
+    double* const tbuf = buf + tile;
+    double* const gbuf = (a.grad || a.rows_out) ? buf + 2 * tile : nullptr;
+    double* const ebuf = buf + 3 * tile;
     // Gather the tile's rows (contiguous reads either way).
     auto gather = [&](const T* src, double* dst) {
       if (a.inner == 1) {
@@ -191,7 +194,7 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
     double sum = 0.0, wsum = 0.0;
     for (std::size_t j = 0; j < m; ++j) {
       const std::size_t p = p0 + j;
-      Row row{rows_x + j * C, F::kProbTarget ? tbuf + j * C : nullptr, -1, C, 0.0, ebuf_.data(), 0.0, cwp, W};
+      Row row{rows_x + j * C, F::kProbTarget ? tbuf + j * C : nullptr, -1, C, 0.0, ebuf, 0.0, cwp, W};
       double* g = gbuf ? gbuf + j * C : nullptr;
       if constexpr (F::kIndexTarget) {
         row.y = a.target[p];
@@ -199,14 +202,14 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
           if (bad[t] < 0) bad[t] = static_cast<std::ptrdiff_t>(p);
           continue;
         }
-        if (row.y == a.ignore_index) {
+        if (ignored(row.y)) {
           if (g)
             for (std::size_t c = 0; c < C; ++c) g[c] = 0.0;
           if (F::kLoss && a.out) a.out[p] = T(0);
           continue;
         }
       }
-      if constexpr (F::kNeedsLse) row.lse = detail::row_lse(row.x, C, ebuf_.data(), row.inv_sum);
+      if constexpr (F::kNeedsLse) row.lse = detail::row_lse(row.x, C, ebuf, row.inv_sum);
       const double l = f(row, g);
       if constexpr (F::kLoss) {
         const double w = pos_weight(p);

@@ -42,6 +42,15 @@ inline int max_threads() {
 #endif
 }
 
+// The calling thread's index in the current parallel region (0 outside one).
+inline int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 // Threads for n elements: `requested` if positive, else OpenMP's default for the calling thread.
 inline int resolve_threads(int requested, std::size_t n, std::size_t min_per_thread = kParallelMin) {
   int nt = requested > 0 ? requested : max_threads();

@@ -74,8 +74,14 @@ def class_loss(
     """Evaluate a class-wise loss with class-index (or, if allowed, probability) targets."""
     code = _validate.reduction_code(reduction)
     return_grad = _validate.bool_param("return_grad", return_grad)
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+    if ignore_index is not None and (
+        isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))
+    ):
         raise TypeError(f"{func}: ignore_index must be an int, got {type(ignore_index).__name__}")
+    # An ignore_index outside int64 matches no target: the same as none.
+    kernel_ignore = ignore_index
+    if ignore_index is not None and not -(2**63) <= int(ignore_index) < 2**63:
+        kernel_ignore = None
     xs = _validate.as_array(scores, "input")
     if xs.dtype.kind != "f":
         xs = xs.astype(np.float64)
@@ -135,7 +141,7 @@ def class_loss(
         tidx,
         tprob,
         cw,
-        int(ignore_index),
+        None if kernel_ignore is None else int(kernel_ignore),
         list(params),
         code,
         return_grad,
@@ -151,8 +157,9 @@ def class_loss(
             )
         bad = int(tidx[first_bad])
         raise ValueError(
-            f"{func}: target must be a class index in [0, {classes}) or ignore_index={int(ignore_index)}; "
-            f"found target{loc} = {bad}"
+            f"{func}: target must be a class index in [0, {classes})"
+            + ("" if ignore_index is None else f" or ignore_index={int(ignore_index)}")
+            + f"; found target{loc} = {bad}"
         )
     if code == 0:
         result = out.reshape(pos_shape)

@@ -239,10 +239,6 @@ def nll_loss(
     )
 
 
-# Class indices no target can hold: the losses without ignore_index pass it to the kernels.
-_NO_IGNORE = -(2**63)
-
-
 def softmax_focal_loss(
     logits: ArrayLike,
     target: ArrayLike,
@@ -348,7 +344,7 @@ def multiclass_hinge(
         scores,
         target,
         weight=weight,
-        ignore_index=_NO_IGNORE,
+        ignore_index=None,
         params=(m,),
         reduction=reduction,
         return_grad=return_grad,

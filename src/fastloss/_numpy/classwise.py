@@ -19,6 +19,7 @@ _INDEX = {
 _MEAN_BY_POSITION = _INDEX - {"cross_entropy", "nll"}
 _PROB = {"cross_entropy_prob"}
 _MAPS = {"softmax", "log_softmax", "logsumexp"}
+KERNELS = sorted(_INDEX | _PROB | _MAPS)
 
 
 def _rows(x: Arr, outer: int, classes: int, inner: int) -> Arr:
@@ -28,6 +29,12 @@ def _rows(x: Arr, outer: int, classes: int, inner: int) -> Arr:
 
 def _unrows(r: Arr, outer: int, classes: int, inner: int, dtype) -> Arr:
     return np.moveaxis(r.reshape(outer, inner, classes), 2, 1).reshape(-1).astype(dtype)
+
+
+def _softmax(x: Arr, lse: Arr) -> Arr:
+    """exp(x - lse), NaN across a row holding +inf (as SciPy and torch)."""
+    p = np.exp(x - lse[:, None])
+    return np.where(np.isposinf(x).any(axis=1, keepdims=True), np.nan, p)
 
 
 def _lse(x: Arr) -> Arr:
@@ -64,7 +71,7 @@ def classwise(
         if kernel in _MAPS:
             rows = None
             if kernel == "softmax":
-                rows = np.exp(xr - lse[:, None])
+                rows = _softmax(xr, lse)
             elif kernel == "log_softmax":
                 rows = xr - lse[:, None]
             rows_flat = _unrows(rows, outer, classes, inner, dtype) if rows is not None else None
@@ -80,19 +87,20 @@ def classwise(
             wt = cw * tt
             loss = np.sum(wt * (lse[:, None] - xr), axis=1)
             pw = np.ones(npos)
-            grad = np.sum(wt, axis=1, keepdims=True) * np.exp(xr - lse[:, None]) - wt
+            grad = np.sum(wt, axis=1, keepdims=True) * _softmax(xr, lse) - wt
         else:
             y = target.astype(np.int64)
-            ok = (y == ignore_index) | ((y >= 0) & (y < classes))
+            ign = (y == ignore_index) if ignore_index is not None else np.zeros(y.shape, bool)
+            ok = ign | ((y >= 0) & (y < classes))
             if not ok.all():
                 return 0.0, 0.0, int(np.flatnonzero(~ok)[0]), None, None
-            keep = y != ignore_index
+            keep = ~ign
             yc = np.where(keep, y, 0)
             wy = np.where(keep, cw[yc], 0.0)
             onehot = np.zeros_like(xr)
             onehot[np.arange(npos), yc] = 1.0
             xy = xr[np.arange(npos), yc]
-            p = np.exp(xr - lse[:, None])
+            p = _softmax(xr, lse)
             py = p[np.arange(npos), yc]
             if kernel == "nll":
                 loss = -wy * xy
@@ -151,6 +159,7 @@ def classwise(
         out = loss.astype(dtype) if reduction == 0 else None
         g = None
         if want_grad:
-            scale = 1.0 / np.float64(wsum) if reduction == 2 else 1.0
+            # every position ignored: zero gradient rows, as in torch (not 0 * inf)
+            scale = (0.0 if wsum == 0.0 else 1.0 / wsum) if reduction == 2 else 1.0
             g = _unrows(grad * scale, outer, classes, inner, dtype)
     return value, wsum, -1, out, g
