@@ -147,7 +147,10 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
 
   for_each_block(ntiles, nt, [&](std::size_t t) {
     const std::size_t p0 = t * P, m = tile_len(t);
-    double* const buf = arena.data() + scratch * static_cast<std::size_t>(thread_index());
+    // for_each_block opens a parallel region only for nt > 1; on one thread the caller may itself be an
+    // OpenMP thread with a nonzero index, and slot 0 is ours.
+    const std::size_t slot = nt > 1 ? static_cast<std::size_t>(thread_index()) : 0;
+    double* const buf = arena.data() + scratch * slot;
     double* const tbuf = buf + tile;
     double* const gbuf = (a.grad || a.rows_out) ? buf + 2 * tile : nullptr;
     double* const ebuf = buf + 3 * tile;
