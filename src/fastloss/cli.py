@@ -37,6 +37,9 @@ def _median_interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
+            # Let the previous contender's runtime settle first: OpenMP and OpenBLAS threads spin-wait
+            # for a while after a call and would steal the cores from whoever runs next.
+            time.sleep(0.01)
             times[k].append(_time_once(fn))
     med: dict[str, Any] = {k: statistics.median(v) for k, v in times.items()}
     med["probe_all"] = times.get("probe", [])
