@@ -423,6 +423,17 @@ CASE_BY_ID = {c.id: c for c in CASES}
 WEIGHT_KINDS = [None, "full", "scalar", "col", "row"]
 
 
+def fd_grad(f, x, h=1e-6):
+    """Central differences of the scalar f at x (float64), one element at a time."""
+    g = np.empty(x.shape)
+    for idx in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += h
+        xm[idx] -= h
+        g[idx] = (f(xp) - f(xm)) / (xp[idx] - xm[idx])
+    return g
+
+
 def layout(n: int, weight_kind: str | None) -> tuple[int, ...]:
     """The input shape a weight kind is tested on: (n,), or (n, 3) for the broadcasting ones."""
     return (n, 3) if weight_kind in ("col", "row") else (n,)

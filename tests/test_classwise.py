@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from conftest import DTYPES, HAVE_CORE, REDUCTIONS, optional_module
+from conftest import DTYPES, HAVE_CORE, REDUCTIONS, fd_grad, optional_module
 
 import fastloss
 
@@ -112,17 +112,6 @@ def torch_value_grad(torch, name, x, target, reduction, **kw):
     out = fn(xt, tt, reduction=reduction, **kw)
     (out.sum() if reduction == "none" else out).backward()
     return out.detach().numpy(), xt.grad.numpy()
-
-
-def fd_grad(f, x, h=1e-6):
-    """Central differences of the scalar f at x (float64), one element at a time."""
-    g = np.empty(x.shape)
-    for idx in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[idx] += h
-        xm[idx] -= h
-        g[idx] = (f(xp) - f(xm)) / (xp[idx] - xm[idx])
-    return g
 
 
 def assert_close(got, want, rtol, atol=0.0, what=""):

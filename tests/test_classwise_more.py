@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import DTYPES, HAVE_CORE, REDUCTIONS, optional_module
+from conftest import DTYPES, HAVE_CORE, REDUCTIONS, fd_grad, optional_module
 
 import fastloss
 
@@ -61,17 +61,6 @@ def assert_close(got, want, dtype, what="", scale=None):
     rtol, arel = tols(dtype)
     s = scale_of(want) if scale is None else scale
     np.testing.assert_allclose(got, want, rtol=rtol, atol=arel * s + 1e-300, equal_nan=True, err_msg=what)
-
-
-def fd_grad(f, x, h=1e-6):
-    """Central differences of the scalar f at x (float64), one element at a time."""
-    g = np.empty(x.shape)
-    for idx in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[idx] += h
-        xm[idx] -= h
-        g[idx] = (f(xp) - f(xm)) / (xp[idx] - xm[idx])
-    return g
 
 
 # --------------------------------------------------------------------------------------------------
