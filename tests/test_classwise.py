@@ -1024,3 +1024,20 @@ else:
             assert_close(
                 g_mean, want_g_mean, rtol=rtol, atol=atol, what="grad mean vs grad sum / denominator"
             )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_confident_rows_keep_relative_accuracy(backend, dtype):
+    """A confident row's log-probability of its top class is tiny: computed as x - lse it would cancel
+    (lse's rounding is an ulp of the max). It must equal -log1p(sum of the others' exp(x - max))."""
+    xs = np.array([[-0.8686629, -10.0, 0.25, 28.074219, 0.0], [40.0, 1.0, 2.0, -3.0, 0.5]]).astype(dtype)
+    x = xs.astype(np.float64)  # the reference works on exactly the values the kernel sees
+    top = np.argmax(x, axis=1)
+    others = np.where(np.arange(5) == top[:, None], 0.0, np.exp(x - x.max(axis=1)[:, None]))
+    exact = -np.log1p(others.sum(axis=1))  # float64, no cancellation
+    got_ls = fastloss.log_softmax(xs)[np.arange(2), top]
+    got_ce = fastloss.cross_entropy(xs, top, reduction="none")
+    # float32 results are the float64 ones rounded once
+    rtol = 1e-13 if dtype == np.float64 else 2**-24
+    np.testing.assert_allclose(got_ls, exact.astype(dtype), rtol=rtol)
+    np.testing.assert_allclose(got_ce, (-exact).astype(dtype), rtol=rtol)

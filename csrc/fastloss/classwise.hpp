@@ -51,8 +51,9 @@ struct Row {
   const double* tp;    // target distribution row (kProbTarget), else null
   std::int64_t y;      // target class (kIndexTarget; never ignore_index here), else -1
   std::size_t C;
-  double lse;          // log sum_c exp(x_c) (kNeedsLse)
-  const double* e;     // exp(x_c - shift) for some shift (kNeedsLse) ...
+  double shift;        // log sum_c exp(x_c) = shift + log_sum (kNeedsLse); the row max when finite
+  double log_sum;
+  const double* e;     // exp(x_c - shift) ...
   double inv_sum;      // ... and 1 / sum_c e_c: softmax(x)_c = e_c inv_sum
   const double* cw;    // class weights, or null
   double W;            // sum of class weights (C without weights)
@@ -67,21 +68,29 @@ FASTLOSS_INLINE double row_max(const double* x, std::size_t C) {
   return m;
 }
 
-// log sum exp x without overflow, writing e_c = exp(x_c - shift) to e and returning 1 / sum e in inv_sum,
-// so that softmax(x)_c = e_c inv_sum. The exps are a map loop, summed afterwards: a reduction through
-// the exp's long dependency chain would be latency-bound. NaN anywhere in the row gives NaN; a row of
-// -inf gives -inf.
-FASTLOSS_INLINE double row_lse(const double* x, std::size_t C, double* e, double& inv_sum) {
-  const double m = row_max(x, C);  // the max skips NaN; exp(NaN - m) brings it back into the sum
-  const double shift = (m == -math::kInf || m == math::kInf) ? 0.0 : m;  // all -inf, or some +inf
+// log sum exp x = shift + log_sum without overflow or cancellation: shift is the row's max m, and
+// log_sum = log1p(sum over the other scores of exp(x_c - m) + (copies of m - 1)), so that a confident row's
+// small log-probabilities (x_c - shift) - log_sum keep their relative accuracy (SciPy's logsumexp does the
+// same). Writes e_c = exp(x_c - shift) and returns 1 / sum e in inv_sum: softmax(x)_c = e_c inv_sum. The
+// exps are a map loop, summed afterwards: a reduction through exp's dependency chain is latency-bound.
+// NaN anywhere in the row gives NaN; a row of -inf gives -inf; a +inf score gives +inf and NaN
+// probabilities (inf / inf), as SciPy and torch.
+FASTLOSS_INLINE double row_lse(const double* x, std::size_t C, double* e, double& shift, double& inv_sum) {
+  const double m = row_max(x, C);  // the max skips NaN; exp(NaN - m) brings it back into the sums
+  const bool finite = m > -math::kInf && m < math::kInf;
+  shift = finite ? m : 0.0;
 #pragma omp simd
   for (std::size_t c = 0; c < C; ++c) e[c] = math::exp(x[c] - shift);
-  double s = 0.0;
-#pragma omp simd reduction(+ : s)
-  for (std::size_t c = 0; c < C; ++c) s += e[c];
-  // A +inf score makes every probability of the row undefined (inf / inf), as in SciPy and torch.
+  double s = 0.0, others = 0.0, copies = 0.0;
+#pragma omp simd reduction(+ : s, others, copies)
+  for (std::size_t c = 0; c < C; ++c) {
+    s += e[c];
+    const bool at_max = x[c] == m;
+    others += at_max ? 0.0 : e[c];
+    copies += at_max ? 1.0 : 0.0;
+  }
   inv_sum = m == math::kInf ? math::kNaN : 1.0 / s;
-  return shift + math::log(s);
+  return finite ? math::log1p(others + (copies - 1.0)) : math::log(s);
 }
 
 }  // namespace detail
@@ -197,7 +206,7 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
     double sum = 0.0, wsum = 0.0;
     for (std::size_t j = 0; j < m; ++j) {
       const std::size_t p = p0 + j;
-      Row row{rows_x + j * C, F::kProbTarget ? tbuf + j * C : nullptr, -1, C, 0.0, ebuf, 0.0, cwp, W};
+      Row row{rows_x + j * C, F::kProbTarget ? tbuf + j * C : nullptr, -1, C, 0.0, 0.0, ebuf, 0.0, cwp, W};
       double* g = gbuf ? gbuf + j * C : nullptr;
       if constexpr (F::kIndexTarget) {
         row.y = a.target[p];
@@ -212,7 +221,7 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
           continue;
         }
       }
-      if constexpr (F::kNeedsLse) row.lse = detail::row_lse(row.x, C, ebuf, row.inv_sum);
+      if constexpr (F::kNeedsLse) row.log_sum = detail::row_lse(row.x, C, ebuf, row.shift, row.inv_sum);
       const double l = f(row, g);
       if constexpr (F::kLoss) {
         const double w = pos_weight(p);
@@ -254,7 +263,7 @@ struct RowBase {
 
 // Cross-entropy with class-index targets and label smoothing eps (torch cross_entropy):
 // l = (1 - eps) w_y (lse - x_y) + eps / C sum_c w_c (lse - x_c)
-// dl/dx_c = (1 - eps) w_y (p_c - [c = y]) + eps / C (W p_c - w_c),  p = softmax(x)
+// dl/dx_c = (1 - eps) w_y (p_c - [c = y]) + eps / C (W p_c - w_c),  p = softmax(x); lse = shift + log_sum
 struct CrossEntropy : RowBase {
   static constexpr bool kIndexTarget = true;
   double eps;
@@ -263,17 +272,19 @@ struct CrossEntropy : RowBase {
     const std::size_t C = r.C, y = static_cast<std::size_t>(r.y);
     const double wy = r.cw ? r.cw[y] : 1.0;
     const double k = eps / static_cast<double>(C);
-    double wx = 0.0;
+    // sum_c w_c (lse - x_c) = W log_sum + sum_c w_c (shift - x_c), for the smoothing term
+    double wd = 0.0;
     if (eps != 0.0) {
       if (r.cw) {
-#pragma omp simd reduction(+ : wx)
-        for (std::size_t c = 0; c < C; ++c) wx += r.cw[c] * r.x[c];
+#pragma omp simd reduction(+ : wd)
+        for (std::size_t c = 0; c < C; ++c) wd += r.cw[c] * (r.shift - r.x[c]);
       } else {
-#pragma omp simd reduction(+ : wx)
-        for (std::size_t c = 0; c < C; ++c) wx += r.x[c];
+#pragma omp simd reduction(+ : wd)
+        for (std::size_t c = 0; c < C; ++c) wd += r.shift - r.x[c];
       }
     }
-    const double l = (1.0 - eps) * wy * (r.lse - r.x[y]) + (eps != 0.0 ? k * (r.W * r.lse - wx) : 0.0);
+    const double nll = (r.shift - r.x[y]) + r.log_sum;  // lse - x_y without cancellation
+    const double l = (1.0 - eps) * wy * nll + (eps != 0.0 ? k * (r.W * r.log_sum + wd) : 0.0);
     if (g) {
       const double a = (1.0 - eps) * wy + k * r.W;
 #pragma omp simd
@@ -293,19 +304,19 @@ struct CrossEntropyProb : RowBase {
   double operator()(const Row& r, double* g) const {
     const std::size_t C = r.C;
     const double k = eps / static_cast<double>(C);
-    double swt = 0.0, swtx = 0.0;
-#pragma omp simd reduction(+ : swt, swtx)
+    double swt = 0.0, swtd = 0.0;
+#pragma omp simd reduction(+ : swt, swtd)
     for (std::size_t c = 0; c < C; ++c) {
       const double wt = (r.cw ? r.cw[c] : 1.0) * ((1.0 - eps) * r.tp[c] + k);
       swt += wt;
-      swtx += wt * r.x[c];
+      swtd += wt * (r.shift - r.x[c]);
     }
     if (g) {
 #pragma omp simd
       for (std::size_t c = 0; c < C; ++c)
         g[c] = swt * (r.e[c] * r.inv_sum) - (r.cw ? r.cw[c] : 1.0) * ((1.0 - eps) * r.tp[c] + k);
     }
-    return swt * r.lse - swtx;
+    return swt * r.log_sum + swtd;  // sum_c w_c t'_c (lse - x_c)
   }
 };
 
@@ -339,7 +350,7 @@ struct SoftmaxFocal : RowBase {
     double other = 0.0;
 #pragma omp simd reduction(+ : other)
     for (std::size_t c = 0; c < C; ++c) other += c == y ? 0.0 : r.e[c];
-    const double lp = r.x[y] - r.lse;        // log p_y
+    const double lp = (r.x[y] - r.shift) - r.log_sum;  // log p_y
     const double py = r.e[y] * r.inv_sum;
     const double q = other * r.inv_sum;      // 1 - p_y
     const double mod = math::pow_nonneg(q, gamma, zero_pow);
@@ -372,7 +383,7 @@ struct Poly1 : RowBase {
       for (std::size_t c = 0; c < C; ++c) g[c] = k * (r.e[c] * r.inv_sum);
       g[y] -= k;
     }
-    return (r.lse - r.x[y]) + eps * (other * r.inv_sum);
+    return ((r.shift - r.x[y]) + r.log_sum) + eps * (other * r.inv_sum);
   }
 };
 
@@ -456,24 +467,24 @@ struct Softmax : MapBase {
   double operator()(const Row& r, double* out) const {
 #pragma omp simd
     for (std::size_t c = 0; c < r.C; ++c) out[c] = r.e[c] * r.inv_sum;
-    return r.lse;
+    return r.shift + r.log_sum;
   }
 };
 
-// log_softmax(x)_c = x_c - lse
+// log_softmax(x)_c = x_c - lse = (x_c - shift) - log_sum
 struct LogSoftmax : MapBase {
   explicit LogSoftmax(const double*) {}
   double operator()(const Row& r, double* out) const {
 #pragma omp simd
-    for (std::size_t c = 0; c < r.C; ++c) out[c] = r.x[c] - r.lse;
-    return r.lse;
+    for (std::size_t c = 0; c < r.C; ++c) out[c] = (r.x[c] - r.shift) - r.log_sum;
+    return r.shift + r.log_sum;
   }
 };
 
 // logsumexp(x) = lse, per position
 struct LogSumExp : MapBase {
   explicit LogSumExp(const double*) {}
-  double operator()(const Row& r, double*) const { return r.lse; }
+  double operator()(const Row& r, double*) const { return r.shift + r.log_sum; }
 };
 
 }  // namespace classwise_fn

@@ -31,16 +31,26 @@ def _unrows(r: Arr, outer: int, classes: int, inner: int, dtype) -> Arr:
     return np.moveaxis(r.reshape(outer, inner, classes), 2, 1).reshape(-1).astype(dtype)
 
 
-def _softmax(x: Arr, lse: Arr) -> Arr:
-    """exp(x - lse), NaN across a row holding +inf (as SciPy and torch)."""
-    p = np.exp(x - lse[:, None])
+def _lse_parts(x: Arr) -> tuple[Arr, Arr]:
+    """logsumexp of each row as shift + log_sum: shift is the row max (when finite) and
+    log_sum = log1p(sum of the other rows' exp(x - max) + copies of the max - 1), which keeps the small
+    log-probabilities of a confident row accurate (SciPy's logsumexp does the same)."""
+    m = np.max(x, axis=1)
+    finite = np.isfinite(m)
+    shift = np.where(finite, m, 0.0)
+    e = np.exp(x - shift[:, None])
+    at_max = x == m[:, None]
+    others = np.sum(np.where(at_max, 0.0, e), axis=1)
+    copies = np.sum(at_max, axis=1)
+    log_sum = np.where(finite, np.log1p(others + (copies - 1.0)), np.log(np.sum(e, axis=1)))
+    return shift, log_sum
+
+
+def _softmax(x: Arr, shift: Arr) -> Arr:
+    """exp(x - shift) normalised, NaN across a row holding +inf (as SciPy and torch)."""
+    e = np.exp(x - shift[:, None])
+    p = e / np.sum(e, axis=1, keepdims=True)
     return np.where(np.isposinf(x).any(axis=1, keepdims=True), np.nan, p)
-
-
-def _lse(x: Arr) -> Arr:
-    m = np.max(x, axis=1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    return (m + np.log(np.sum(np.exp(x - m), axis=1, keepdims=True)))[:, 0]
 
 
 def classwise(
@@ -67,13 +77,15 @@ def classwise(
         return (np.nan if reduction == 2 else 0.0), 0.0, -1, out, rows
     xr = _rows(x, outer, classes, inner)
     with np.errstate(all="ignore"):
-        lse = _lse(xr)
+        shift, log_sum = _lse_parts(xr)
+        lse = shift + log_sum
+        d = shift[:, None] - xr  # lse - x = d + log_sum, without cancellation
         if kernel in _MAPS:
             rows = None
             if kernel == "softmax":
-                rows = _softmax(xr, lse)
+                rows = _softmax(xr, shift)
             elif kernel == "log_softmax":
-                rows = xr - lse[:, None]
+                rows = -d - log_sum[:, None]
             rows_flat = _unrows(rows, outer, classes, inner, dtype) if rows is not None else None
             return 0.0, 0.0, -1, lse.astype(dtype), rows_flat
         cw = class_weight.astype(np.float64) if class_weight is not None else np.ones(classes)
@@ -85,9 +97,9 @@ def classwise(
                 return 0.0, 0.0, int(bad[0]), None, None
             tt = (1.0 - eps) * tp + eps / classes
             wt = cw * tt
-            loss = np.sum(wt * (lse[:, None] - xr), axis=1)
+            loss = np.sum(wt * (d + log_sum[:, None]), axis=1)
             pw = np.ones(npos)
-            grad = np.sum(wt, axis=1, keepdims=True) * _softmax(xr, lse) - wt
+            grad = np.sum(wt, axis=1, keepdims=True) * _softmax(xr, shift) - wt
         else:
             y = target.astype(np.int64)
             ign = (y == ignore_index) if ignore_index is not None else np.zeros(y.shape, bool)
@@ -100,7 +112,8 @@ def classwise(
             onehot = np.zeros_like(xr)
             onehot[np.arange(npos), yc] = 1.0
             xy = xr[np.arange(npos), yc]
-            p = _softmax(xr, lse)
+            nll = d[np.arange(npos), yc] + log_sum  # lse - x_y
+            p = _softmax(xr, shift)
             py = p[np.arange(npos), yc]
             if kernel == "nll":
                 loss = -wy * xy
@@ -108,24 +121,24 @@ def classwise(
             elif kernel == "softmax_focal":
                 gamma = params[0]
                 q = np.sum(np.where(onehot == 1.0, 0.0, p), axis=1)  # 1 - p_y without cancellation
-                lp = xy - lse
+                lp = -nll
                 mod = np.ones_like(q) if gamma == 0.0 else q**gamma
                 dmod = np.where(q > 0.0, gamma * mod / np.where(q > 0.0, q, 1.0), 0.0)
                 loss = -wy * mod * lp
                 grad = (wy * (mod - dmod * py * lp))[:, None] * (p - onehot)
             elif kernel == "poly1":
                 q = np.sum(np.where(onehot == 1.0, 0.0, p), axis=1)
-                loss = (lse - xy) + params[0] * q
+                loss = nll + params[0] * q
                 grad = (1.0 + params[0] * py)[:, None] * (p - onehot)
             elif kernel.startswith("multi_margin_ww"):
                 power = int(kernel[-1])
                 v = params[0] - xy[:, None] + xr
                 h = np.where((onehot == 1.0) | (v < 0.0), 0.0, v)
-                d = np.where(h > 0.0, 1.0, np.where(np.isnan(h), h, 0.0)) if power == 1 else 2.0 * h
+                dh = np.where(h > 0.0, 1.0, np.where(np.isnan(h), h, 0.0)) if power == 1 else 2.0 * h
                 k = wy / classes
                 loss = k * np.sum(h if power == 1 else h * h, axis=1)
-                grad = k[:, None] * d
-                grad[np.arange(npos), yc] = -k * np.sum(d, axis=1)
+                grad = k[:, None] * dh
+                grad[np.arange(npos), yc] = -k * np.sum(dh, axis=1)
             elif kernel.startswith("multi_margin_cs"):
                 power = int(kernel[-1])
                 others = np.where(onehot == 1.0, -np.inf, xr)
@@ -137,19 +150,19 @@ def classwise(
                     v = params[0] + others[np.arange(npos), jmax] - xy
                     h = np.where(v < 0.0, 0.0, v)
                     loss = wy * (h if power == 1 else h * h)
-                    d = np.where(h > 0.0, wy * (1.0 if power == 1 else 2.0 * h), 0.0)
+                    dh = np.where(h > 0.0, wy * (1.0 if power == 1 else 2.0 * h), 0.0)
                     grad = np.zeros_like(xr)
-                    grad[np.arange(npos), jmax] = d
-                    grad[np.arange(npos), yc] = -d
+                    grad[np.arange(npos), jmax] = dh
+                    grad[np.arange(npos), yc] = -dh
                     nan_rows = np.isnan(xr).any(axis=1)
                     loss = np.where(nan_rows, np.nan, loss)
                     grad[nan_rows] = np.nan
             else:
-                loss = (1.0 - eps) * wy * (lse - xy)
+                loss = (1.0 - eps) * wy * nll
                 grad = (1.0 - eps) * wy[:, None] * (p - onehot)
                 if eps != 0.0:
                     k = eps / classes
-                    loss = loss + k * np.where(keep, np.sum(cw * (lse[:, None] - xr), axis=1), 0.0)
+                    loss = loss + k * np.where(keep, np.sum(cw * (d + log_sum[:, None]), axis=1), 0.0)
                     grad = grad + k * keep[:, None] * (cw.sum() * p - cw)
             loss = np.where(keep, loss, 0.0)
             grad = np.where(keep[:, None], grad, 0.0)
