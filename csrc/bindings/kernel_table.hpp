@@ -116,6 +116,92 @@ struct RowTraits {
 using RowFn = Result (*)(const RowCall&);
 using ProbeFn = double (*)(const void*, const void*, std::size_t, int);
 
+// Tiled pairwise kernels (fastloss::pairwise), one call struct for all of them.
+#define FASTLOSS_PAIR_KERNELS(X) \
+  X(distances)                   \
+  X(contrastive)                 \
+  X(batch_hard)                  \
+  X(kmeans)
+
+enum class PairKernel : int {
+#define FASTLOSS_ENUM(name) name,
+  FASTLOSS_PAIR_KERNELS(FASTLOSS_ENUM)
+#undef FASTLOSS_ENUM
+  count
+};
+constexpr int kNumPairKernels = static_cast<int>(PairKernel::count);
+
+struct PairCall {
+  const void* x;
+  std::size_t n;
+  const void* y;  // distances, kmeans (centers)
+  std::size_t m;
+  std::size_t d;
+  const std::int64_t* labels;  // contrastive, batch_hard
+  int metric;                  // distances: fastloss::pairwise::Metric
+  double margin;               // contrastive
+  void* out;                   // distances: n x m
+  void* grad;                  // contrastive: n x d, or null
+  double gscale;
+  double* val_a;               // batch_hard: d_pos; kmeans: min squared distance
+  std::int64_t* idx_a;         // batch_hard: i_pos; kmeans: label
+  double* val_b;               // batch_hard: d_neg
+  std::int64_t* idx_b;         // batch_hard: i_neg
+  int num_threads;
+};
+using PairFn = double (*)(const PairCall&);
+
+struct SimCeCall {
+  const void* a;
+  std::size_t n;
+  const void* b;
+  std::size_t m;
+  std::size_t d;
+  double scale;
+  const std::int64_t* target;
+  const std::int64_t* exclude;
+  const double* extra;
+  double* loss;
+  double* dextra;
+  void* grad_a;
+  void* grad_b;
+  double gscale;
+  int num_threads;
+};
+using SimCeFn = void (*)(const SimCeCall&);
+
+// name in Python, functor in fastloss::pairwise::rows
+#define FASTLOSS_ROW_LOSSES(X)  \
+  X(contrastive, Contrastive)   \
+  X(triplet, Triplet)           \
+  X(cosine_embedding, CosineEmbedding)
+
+enum class RowLoss : int {
+#define FASTLOSS_ENUM(name, functor) name,
+  FASTLOSS_ROW_LOSSES(FASTLOSS_ENUM)
+#undef FASTLOSS_ENUM
+  count
+};
+constexpr int kNumRowLosses = static_cast<int>(RowLoss::count);
+constexpr const char* kRowLossNames[] = {
+#define FASTLOSS_NAME(name, functor) #name,
+    FASTLOSS_ROW_LOSSES(FASTLOSS_NAME)
+#undef FASTLOSS_NAME
+};
+
+struct RowsCall {
+  const void* in[3];
+  const double* target;
+  std::size_t n, d;
+  double* loss;
+  void* grad[3];
+  double gscale;
+  int num_threads;
+  double params[kMaxParams];
+};
+using RowsFn = void (*)(const RowsCall&);
+using FmaProbeFn = double (*)(std::size_t, int);
+
 struct KernelTable {
   const char* isa;
   ElementwiseFn elementwise[kNumLosses][2];  // [loss][0: float32, 1: float64]
@@ -124,6 +210,11 @@ struct KernelTable {
   ProbeFn read_probe[2];
   RowFn classwise[kNumRowKernels][2];
   RowTraits row_traits[kNumRowKernels];
+  PairFn pair[kNumPairKernels][2];
+  SimCeFn sim_ce[2];
+  RowsFn rows[kNumRowLosses][2];
+  int row_inputs[kNumRowLosses];
+  FmaProbeFn fma_probe[2];
 };
 
 const KernelTable& table_baseline();

@@ -19,13 +19,16 @@
 #if defined(FASTLOSS_TARGET_AVX512)
 #pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,bmi2,prefer-vector-width=512")
 #define FASTLOSS_HAVE_FMA 1
+#define FASTLOSS_VEC_BYTES 64
 #elif defined(FASTLOSS_TARGET_AVX2)
 #pragma GCC target("avx2,fma,bmi2")
 #define FASTLOSS_HAVE_FMA 1
+#define FASTLOSS_VEC_BYTES 32
 #endif
 
 #include "fastloss/classwise.hpp"
 #include "fastloss/elementwise.hpp"
+#include "fastloss/pairwise.hpp"
 #include "fastloss/reduce.hpp"
 
 #define FASTLOSS_CAT2(a, b) a##b
@@ -82,6 +85,72 @@ double run_probe(const void* a, const void* b, std::size_t n, int nt) {
   return fl::read_probe(static_cast<const T*>(a), static_cast<const T*>(b), n, nt);
 }
 
+namespace pw = fl::pairwise;
+
+template <class T>
+double run_pair_distances(const PairCall& c) {
+  pw::distances(static_cast<const T*>(c.x), c.n, static_cast<const T*>(c.y), c.m, c.d,
+                static_cast<pw::Metric>(c.metric), static_cast<T*>(c.out), c.num_threads);
+  return 0.0;
+}
+
+template <class T>
+double run_pair_contrastive(const PairCall& c) {
+  return pw::pair_contrastive(static_cast<const T*>(c.x), c.n, c.d, c.labels, c.margin, static_cast<T*>(c.grad),
+                              c.gscale, c.num_threads);
+}
+
+template <class T>
+double run_pair_batch_hard(const PairCall& c) {
+  pw::batch_hard(static_cast<const T*>(c.x), c.n, c.d, c.labels, c.val_a, c.idx_a, c.val_b, c.idx_b,
+                 c.num_threads);
+  return 0.0;
+}
+
+template <class T>
+double run_pair_kmeans(const PairCall& c) {
+  pw::nearest_center(static_cast<const T*>(c.x), c.n, static_cast<const T*>(c.y), c.m, c.d, c.val_a, c.idx_a,
+                     c.num_threads);
+  return 0.0;
+}
+
+template <class T>
+void run_sim_ce(const SimCeCall& c) {
+  pw::SimCeArgs<T> q;
+  q.a = static_cast<const T*>(c.a);
+  q.n = c.n;
+  q.b = static_cast<const T*>(c.b);
+  q.m = c.m;
+  q.d = c.d;
+  q.scale = c.scale;
+  q.target = c.target;
+  q.exclude = c.exclude;
+  q.extra = c.extra;
+  q.loss = c.loss;
+  q.dextra = c.dextra;
+  q.grad_a = static_cast<T*>(c.grad_a);
+  q.grad_b = static_cast<T*>(c.grad_b);
+  q.gscale = c.gscale;
+  q.num_threads = c.num_threads;
+  pw::sim_ce(q);
+}
+
+template <class F, class T>
+void run_rows(const RowsCall& c) {
+  pw::RowArgs<T> a;
+  for (int k = 0; k < 3; ++k) {
+    a.in[k] = static_cast<const T*>(c.in[k]);
+    a.grad[k] = static_cast<T*>(c.grad[k]);
+  }
+  a.target = c.target;
+  a.n = c.n;
+  a.d = c.d;
+  a.loss = c.loss;
+  a.gscale = c.gscale;
+  a.num_threads = c.num_threads;
+  pw::rowwise(F(c.params), a);
+}
+
 const KernelTable kTable = {
     FASTLOSS_STR(FASTLOSS_ISA_NAMESPACE),
     {
@@ -114,6 +183,23 @@ const KernelTable kTable = {
         FASTLOSS_CLASSWISE_KERNELS(FASTLOSS_TRAITS)
 #undef FASTLOSS_TRAITS
     },
+    {
+#define FASTLOSS_ROW(name) {&run_pair_##name<float>, &run_pair_##name<double>},
+        FASTLOSS_PAIR_KERNELS(FASTLOSS_ROW)
+#undef FASTLOSS_ROW
+    },
+    {&run_sim_ce<float>, &run_sim_ce<double>},
+    {
+#define FASTLOSS_ROW(name, functor) {&run_rows<pw::rows::functor, float>, &run_rows<pw::rows::functor, double>},
+        FASTLOSS_ROW_LOSSES(FASTLOSS_ROW)
+#undef FASTLOSS_ROW
+    },
+    {
+#define FASTLOSS_INPUTS(name, functor) static_cast<int>(pw::rows::functor::kInputs),
+        FASTLOSS_ROW_LOSSES(FASTLOSS_INPUTS)
+#undef FASTLOSS_INPUTS
+    },
+    {&pw::fma_probe<float>, &pw::fma_probe<double>},
 };
 
 }  // namespace

@@ -211,6 +211,243 @@ py::tuple classwise(const std::string& name, const py::array& x, std::size_t out
                         tr.loss ? grad : rows_out);
 }
 
+// ---- pairwise family -----------------------------------------------------------------------------
+
+// A checked C-contiguous (rows, d) matrix of dtype `dt` (-1: any float dtype, returned in dt).
+const void* matrix(const py::array& x, const char* what, int& dt, std::size_t& rows, std::size_t& d) {
+  const int t = dtype_index(x, what);
+  if (dt >= 0 && t != dt) throw py::type_error(std::string(what) + " must have the dtype of the first input");
+  dt = t;
+  if (x.ndim() != 2) throw py::value_error(std::string(what) + " must be a 2-D array");
+  if (!(x.flags() & py::array::c_style)) throw py::value_error(std::string(what) + " must be C-contiguous");
+  rows = static_cast<std::size_t>(x.shape(0));
+  const auto dd = static_cast<std::size_t>(x.shape(1));
+  if (d != static_cast<std::size_t>(-1) && dd != d)
+    throw py::value_error(std::string(what) + " must have as many columns as the first input");
+  d = dd;
+  return x.data();
+}
+
+template <class T>
+const T* vector_of(const py::object& o, const char* what, std::size_t n, bool required) {
+  if (o.is_none()) {
+    if (required) throw py::value_error(std::string(what) + " is required");
+    return nullptr;
+  }
+  if (!py::isinstance<py::array>(o)) throw py::type_error(std::string(what) + " must be a NumPy array");
+  const auto x = py::reinterpret_borrow<py::array>(o);
+  if (!x.dtype().is(py::dtype::of<T>()) || !(x.flags() & py::array::c_style) || x.ndim() != 1)
+    throw py::type_error(std::string(what) + " must be a C-contiguous 1-D array of " +
+                         std::string(py::str(py::dtype::of<T>())));
+  if (static_cast<std::size_t>(x.size()) != n) throw py::value_error(std::string(what) + " has the wrong length");
+  return static_cast<const T*>(x.data());
+}
+
+py::array new_matrix(int dtype, std::size_t rows, std::size_t cols) {
+  const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols)};
+  if (dtype == 0) return py::array_t<float>(shape);
+  return py::array_t<double>(shape);
+}
+
+constexpr std::size_t kAny = static_cast<std::size_t>(-1);
+
+py::array pairwise_distances(const py::array& x, const py::array& y, const std::string& metric, int num_threads) {
+  int dt = -1;
+  std::size_t n = 0, m = 0, d = kAny;
+  PairCall c{};
+  c.x = matrix(x, "x", dt, n, d);
+  c.y = matrix(y, "y", dt, m, d);
+  const char* names[] = {"euclidean", "sqeuclidean", "cosine", "manhattan"};
+  c.metric = -1;
+  for (int i = 0; i < 4; ++i)
+    if (metric == names[i]) c.metric = i;
+  if (c.metric < 0) throw py::value_error("unknown metric '" + metric + "'");
+  c.n = n;
+  c.m = m;
+  c.d = d;
+  c.num_threads = num_threads;
+  py::array out = new_matrix(dt, n, m);
+  c.out = out.mutable_data();
+  const PairFn fn = g_table->pair[static_cast<int>(PairKernel::distances)][dt];
+  py::gil_scoped_release release;
+  fn(c);
+  return out;
+}
+
+py::tuple pairwise_contrastive(const py::array& x, const py::object& labels, double margin, bool want_grad,
+                               double grad_scale, int num_threads) {
+  int dt = -1;
+  std::size_t n = 0, d = kAny;
+  PairCall c{};
+  c.x = matrix(x, "x", dt, n, d);
+  c.n = n;
+  c.d = d;
+  c.labels = vector_of<std::int64_t>(labels, "labels", n, true);
+  c.margin = margin;
+  c.gscale = grad_scale;
+  c.num_threads = num_threads;
+  py::object grad = py::none();
+  if (want_grad) {
+    py::array g = new_matrix(dt, n, d);
+    c.grad = g.mutable_data();
+    grad = g;
+  }
+  const PairFn fn = g_table->pair[static_cast<int>(PairKernel::contrastive)][dt];
+  double value;
+  {
+    py::gil_scoped_release release;
+    value = fn(c);
+  }
+  return py::make_tuple(value, grad);
+}
+
+py::tuple batch_hard(const py::array& x, const py::object& labels, int num_threads) {
+  int dt = -1;
+  std::size_t n = 0, d = kAny;
+  PairCall c{};
+  c.x = matrix(x, "x", dt, n, d);
+  c.n = n;
+  c.d = d;
+  c.labels = vector_of<std::int64_t>(labels, "labels", n, true);
+  c.num_threads = num_threads;
+  const auto len = static_cast<py::ssize_t>(n);
+  py::array_t<double> dp(len), dn(len);
+  py::array_t<std::int64_t> ip(len), in(len);
+  c.val_a = dp.mutable_data();
+  c.idx_a = ip.mutable_data();
+  c.val_b = dn.mutable_data();
+  c.idx_b = in.mutable_data();
+  const PairFn fn = g_table->pair[static_cast<int>(PairKernel::batch_hard)][dt];
+  {
+    py::gil_scoped_release release;
+    fn(c);
+  }
+  return py::make_tuple(dp, ip, dn, in);
+}
+
+py::tuple kmeans(const py::array& x, const py::array& centers, int num_threads) {
+  int dt = -1;
+  std::size_t n = 0, k = 0, d = kAny;
+  PairCall c{};
+  c.x = matrix(x, "x", dt, n, d);
+  c.y = matrix(centers, "centers", dt, k, d);
+  if (k == 0 && n > 0) throw py::value_error("centers must hold at least one center");
+  c.n = n;
+  c.m = k;
+  c.d = d;
+  c.num_threads = num_threads;
+  const auto len = static_cast<py::ssize_t>(n);
+  py::array_t<double> d2(len);
+  py::array_t<std::int64_t> lab(len);
+  c.val_a = d2.mutable_data();
+  c.idx_a = lab.mutable_data();
+  const PairFn fn = g_table->pair[static_cast<int>(PairKernel::kmeans)][dt];
+  {
+    py::gil_scoped_release release;
+    fn(c);
+  }
+  return py::make_tuple(d2, lab);
+}
+
+py::tuple sim_ce(const py::array& a, const py::array& b, double scale, const py::object& target,
+                 const py::object& exclude, const py::object& extra, bool want_grad, double grad_scale,
+                 int num_threads) {
+  int dt = -1;
+  std::size_t n = 0, m = 0, d = kAny;
+  SimCeCall c{};
+  c.a = matrix(a, "a", dt, n, d);
+  c.b = matrix(b, "b", dt, m, d);
+  c.n = n;
+  c.m = m;
+  c.d = d;
+  c.scale = scale;
+  c.target = vector_of<std::int64_t>(target, "target", n, false);
+  c.exclude = vector_of<std::int64_t>(exclude, "exclude", n, false);
+  c.extra = vector_of<double>(extra, "extra", n, false);
+  // Every target must name a column or the extra logit: the kernel reads b's target row.
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t t = c.target ? c.target[i] : -1;
+    if (t < -1 || t >= static_cast<std::int64_t>(m) || (t == -1 && !c.extra))
+      throw py::value_error("sim_ce: target " + std::to_string(t) + " at row " + std::to_string(i) +
+                            " is neither a column nor the extra logit");
+  }
+  c.gscale = grad_scale;
+  c.num_threads = num_threads;
+  const auto len = static_cast<py::ssize_t>(n);
+  py::array_t<double> loss(len);
+  c.loss = loss.mutable_data();
+  py::object dextra = py::none(), ga = py::none(), gb = py::none();
+  if (want_grad) {
+    py::array g1 = new_matrix(dt, n, d), g2 = new_matrix(dt, m, d);
+    c.grad_a = g1.mutable_data();
+    c.grad_b = g2.mutable_data();
+    ga = g1;
+    gb = g2;
+    if (c.extra) {
+      py::array_t<double> de(len);
+      c.dextra = de.mutable_data();
+      dextra = de;
+    }
+  }
+  const SimCeFn fn = g_table->sim_ce[dt];
+  {
+    py::gil_scoped_release release;
+    fn(c);
+  }
+  return py::make_tuple(loss, dextra, ga, gb);
+}
+
+py::tuple rowwise(const std::string& kernel, const std::vector<py::array>& inputs, const py::object& target,
+                  const std::vector<double>& params, bool want_grad, double grad_scale, int num_threads) {
+  int ki = -1;
+  for (int i = 0; i < kNumRowLosses; ++i)
+    if (kernel == kRowLossNames[i]) ki = i;
+  if (ki < 0) throw py::value_error("unknown row-wise loss '" + kernel + "'");
+  const int nin = g_table->row_inputs[ki];
+  if (static_cast<int>(inputs.size()) != nin)
+    throw py::value_error(kernel + " takes " + std::to_string(nin) + " inputs");
+  if (params.size() > static_cast<std::size_t>(kMaxParams)) throw py::value_error("too many parameters");
+  int dt = -1;
+  std::size_t n = 0, d = kAny;
+  RowsCall c{};
+  for (int k = 0; k < nin; ++k) {
+    std::size_t rows = 0;
+    c.in[k] = matrix(inputs[static_cast<std::size_t>(k)], "input", dt, rows, d);
+    if (k > 0 && rows != n) throw py::value_error("inputs must have the same number of rows");
+    n = rows;
+  }
+  c.n = n;
+  c.d = d;
+  c.target = vector_of<double>(target, "target", n, ki != static_cast<int>(RowLoss::triplet));
+  for (std::size_t i = 0; i < params.size(); ++i) c.params[i] = params[i];
+  c.gscale = grad_scale;
+  c.num_threads = num_threads;
+  py::array_t<double> loss(static_cast<py::ssize_t>(n));
+  c.loss = loss.mutable_data();
+  py::object grads = py::none();
+  if (want_grad) {
+    py::list gl;
+    for (int k = 0; k < nin; ++k) {
+      py::array g = new_matrix(dt, n, d);
+      c.grad[k] = g.mutable_data();
+      gl.append(g);
+    }
+    grads = py::tuple(gl);
+  }
+  const RowsFn fn = g_table->rows[ki][dt];
+  {
+    py::gil_scoped_release release;
+    fn(c);
+  }
+  return py::make_tuple(loss, grads);
+}
+
+double fma_probe(bool float32, std::size_t iters, int num_threads) {
+  const FmaProbeFn fn = g_table->fma_probe[float32 ? 0 : 1];
+  py::gil_scoped_release release;
+  return fn(iters, num_threads);
+}
+
 double read_probe(const py::array& a, const py::array& b, int num_threads) {
   const int dt = dtype_index(a, "a");
   if (!(a.flags() & py::array::c_style)) throw py::value_error("a must be C-contiguous");
@@ -271,6 +508,23 @@ PYBIND11_MODULE(_core, m) {
         "Run a class-wise kernel: returns (value, weight_sum, first_bad, per-position out, rows).");
   m.def("read_probe", &read_probe, py::arg("a"), py::arg("b"), py::arg("num_threads"),
         "sum(a + b): the read-bandwidth probe behind the roofline.");
+  m.def("pairwise_distances", &pairwise_distances, py::arg("x"), py::arg("y"), py::arg("metric"),
+        py::arg("num_threads"), "Distance matrix (n, m) of the rows of x and y.");
+  m.def("pairwise_contrastive", &pairwise_contrastive, py::arg("x"), py::arg("labels"), py::arg("margin"),
+        py::arg("want_grad"), py::arg("grad_scale"), py::arg("num_threads"),
+        "Sum of the contrastive loss over all pairs i < j: returns (value, grad).");
+  m.def("batch_hard", &batch_hard, py::arg("x"), py::arg("labels"), py::arg("num_threads"),
+        "Hardest positive and negative per anchor: (d_pos, i_pos, d_neg, i_neg).");
+  m.def("kmeans", &kmeans, py::arg("x"), py::arg("centers"), py::arg("num_threads"),
+        "Nearest center per row: (squared distance, index).");
+  m.def("sim_ce", &sim_ce, py::arg("a"), py::arg("b"), py::arg("scale"), py::arg("target"),
+        py::arg("exclude"), py::arg("extra"), py::arg("want_grad"), py::arg("grad_scale"),
+        py::arg("num_threads"), "Cross-entropy of similarity rows: (loss, dextra, grad_a, grad_b).");
+  m.def("rowwise", &rowwise, py::arg("kernel"), py::arg("inputs"), py::arg("target"), py::arg("params"),
+        py::arg("want_grad"), py::arg("grad_scale"), py::arg("num_threads"),
+        "Paired row losses: (loss per row, grads per input).");
+  m.def("fma_probe", &fma_probe, py::arg("float32"), py::arg("iters"), py::arg("num_threads"),
+        "Register-only FMA loop: returns the floating-point operations done (time it for GFLOP/s).");
   m.def("max_threads", &max_threads, "omp_get_max_threads() of the calling thread.");
   m.def("build_info", &build_info, "Compiler, OpenMP version and the SIMD levels this CPU supports.");
   m.def("get_simd", [] { return std::string(g_table->isa); }, "The SIMD level in use.");

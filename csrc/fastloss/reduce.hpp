@@ -74,6 +74,22 @@ void for_each_block(std::size_t nblocks, int nthreads, const Body& body) {
   for (std::ptrdiff_t b = 0; b < nb; ++b) body(static_cast<std::size_t>(b));
 }
 
+// Runs body(b) for every task b in [0, ntasks) with a dynamic schedule, for tasks of unequal cost (the
+// triangle of a pairwise matrix). Which thread runs a task never changes what the task computes.
+template <class Body>
+void for_each_task(std::size_t ntasks, int nthreads, const Body& body) {
+  const auto nb = static_cast<std::ptrdiff_t>(ntasks);
+#ifdef _OPENMP
+  if (nthreads > 1) {
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+    for (std::ptrdiff_t b = 0; b < nb; ++b) body(static_cast<std::size_t>(b));
+    return;
+  }
+#endif
+  (void)nthreads;
+  for (std::ptrdiff_t b = 0; b < nb; ++b) body(static_cast<std::size_t>(b));
+}
+
 namespace detail {
 
 // Sum of x[0, len) in float64. The pre-pass over weights and the main pass both use it, so they agree

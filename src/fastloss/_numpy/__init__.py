@@ -4,7 +4,27 @@ from fastloss._numpy.classwise import KERNELS as CLASSWISE_KERNELS
 from fastloss._numpy.classwise import classwise
 from fastloss._numpy.elementwise import LOSSES as ELEMENTWISE_SPECS
 from fastloss._numpy.elementwise import elementwise
+from fastloss._numpy.pairwise import (
+    batch_hard,
+    kmeans,
+    pairwise_contrastive,
+    pairwise_distances,
+    rowwise,
+    sim_ce,
+)
 
 ELEMENTWISE_LOSSES = list(ELEMENTWISE_SPECS)
 
-__all__ = ["CLASSWISE_KERNELS", "ELEMENTWISE_LOSSES", "ELEMENTWISE_SPECS", "classwise", "elementwise"]
+__all__ = [
+    "CLASSWISE_KERNELS",
+    "ELEMENTWISE_LOSSES",
+    "ELEMENTWISE_SPECS",
+    "batch_hard",
+    "classwise",
+    "elementwise",
+    "kmeans",
+    "pairwise_contrastive",
+    "pairwise_distances",
+    "rowwise",
+    "sim_ce",
+]
