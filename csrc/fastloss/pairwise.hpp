@@ -454,8 +454,12 @@ struct SimCeArgs {
 template <class T>
 void sim_ce(const SimCeArgs<T>& q) {
   const std::size_t n = q.n, m = q.m, d = q.d;
-  if (n == 0) return;
   const bool want_grad = q.grad_a != nullptr;
+  if (n == 0) {  // no rows: b's gradient is zero
+    if (want_grad)
+      for (std::size_t k = 0; k < m * d; ++k) q.grad_b[k] = T(0);
+    return;
+  }
   const int nt = pair_threads(q.num_threads, n, m > 0 ? m : 1, d);
   const Panels<T> pb = pack(q.b, m, d, nt);
   Scratch<T> s(nt, want_grad, d);

@@ -101,7 +101,28 @@ def pairwise_distances(x: ArrayLike, y: ArrayLike | None = None, *, metric: str 
     arrays, _ = _pairwise.embeddings("pairwise_distances", named)
     xa = arrays[0]
     ya = xa if y is None else arrays[1]
-    return _backend.kernels().pairwise_distances(xa, ya, metric, _backend.thread_arg())
+    # Squares of float32 values beyond ~1e19 overflow and below ~1e-19 lose digits to underflow: such
+    # inputs are scaled by a power of two (exactly) into a safe range, and the distances scaled back.
+    e = _safe_exponent(xa, ya)
+    if e:
+        xa = np.ldexp(xa, -e).astype(xa.dtype, copy=False)
+        ya = xa if y is None else np.ldexp(ya, -e).astype(ya.dtype, copy=False)
+    out = _backend.kernels().pairwise_distances(xa, ya, metric, _backend.thread_arg())
+    if e and metric != "cosine":
+        out = np.ldexp(out, 2 * e if metric == "sqeuclidean" else e).astype(out.dtype, copy=False)
+    return out
+
+
+def _safe_exponent(*arrays: np.ndarray) -> int:
+    """0 when the squares of the arrays' values are safe in their dtype, else the binary exponent of
+    their largest magnitude (scaling by 2**-e brings it to [0.5, 1))."""
+    if not all(a.size for a in arrays):
+        return 0
+    amax = max(max(float(np.max(a)), -float(np.min(a))) for a in arrays)
+    limit = 2.0**40 if arrays[0].dtype == np.float32 else 2.0**400
+    if not np.isfinite(amax) or amax == 0.0 or 1.0 / limit <= amax <= limit:
+        return 0
+    return int(np.frexp(amax)[1])
 
 
 def contrastive_loss(
@@ -571,7 +592,7 @@ def arcface_loss(
     returns ``(value, (d/dembeddings, d/dweight))``.
 
     >>> import fastloss
-    >>> round(float(fastloss.arcface_loss([[1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]], [0], scale=1.0)), 6)  # log(1 + exp(-cos 0.5))
+    >>> round(float(fastloss.arcface_loss([[1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]], [0], scale=1.0)), 6)
     0.347685
     """
     func = "arcface_loss"

@@ -223,7 +223,7 @@ def sim_ce(
     ext = None if extra is None else _f64(extra)
     tgt = np.full(n, -1, dtype=np.int64) if target is None else np.asarray(target, dtype=np.int64)
     exc = None if exclude is None else np.asarray(exclude, dtype=np.int64)
-    if ext is None and (m == 0 or (n and np.any(tgt == -1))):
+    if ext is None and n and (m == 0 or np.any(tgt == -1)):
         raise ValueError("sim_ce: the extra logit is required when M == 0 or a target is -1")
     if n and (np.any(tgt < -1) or np.any(tgt >= m)):
         raise ValueError(f"sim_ce: targets must lie in [-1, {m})")
