@@ -172,19 +172,46 @@ void compute_tile(const T* x, std::size_t d, std::size_t i0, std::size_t ni, con
 }
 
 // g[r][:] += sum_c coef[r][c] y_{j0+c} for the ni x nj coefficients of a tile (row stride kTile): the
-// gradient rows a row block owns. Zero coefficients (inactive pairs) are skipped.
+// gradient rows a row block owns, as a small GEMM in float64 (kMR rows x two vectors of d in registers,
+// the tile's columns as its inner dimension).
 template <class T>
 void accumulate_rows(const double* coef, std::size_t ni, std::size_t nj, const T* y, std::size_t j0,
                      std::size_t d, double* g) {
-  for (std::size_t r = 0; r < ni; ++r) {
-    double* const gr = g + r * d;
-    for (std::size_t c = 0; c < nj; ++c) {
-      const double w = coef[r * kTile + c];
-      if (w == 0.0) continue;
-      const T* const yr = y + (j0 + c) * d;
-#pragma omp simd
-      for (std::size_t k = 0; k < d; ++k) gr[k] += w * static_cast<double>(yr[k]);
+  using S = Simd<double>;
+  using V = typename S::V;
+  constexpr std::size_t W = S::W, NR = S::NR;
+  typedef T VT __attribute__((vector_size(W * sizeof(T))));  // W values of T, converted to W doubles
+  const std::size_t dv = d / NR * NR;
+  for (std::size_t r0 = 0; r0 < ni; r0 += kMR) {
+    std::size_t rr[kMR];
+    for (std::size_t r = 0; r < kMR; ++r) rr[r] = r0 + r < ni ? r0 + r : ni - 1;
+    for (std::size_t k0 = 0; k0 < dv; k0 += NR) {
+      V acc[kMR][2];
+      for (std::size_t r = 0; r < kMR; ++r) {
+        acc[r][0] = detail::vload<V>(g + rr[r] * d + k0);
+        acc[r][1] = detail::vload<V>(g + rr[r] * d + k0 + W);
+      }
+      for (std::size_t c = 0; c < nj; ++c) {
+        const T* const yc = y + (j0 + c) * d + k0;
+        const V y0 = __builtin_convertvector(detail::vload<VT>(yc), V);
+        const V y1 = __builtin_convertvector(detail::vload<VT>(yc + W), V);
+        for (std::size_t r = 0; r < kMR; ++r) {
+          const V cb = V{} + coef[rr[r] * kTile + c];
+          acc[r][0] = detail::vfma(cb, y0, acc[r][0]);
+          acc[r][1] = detail::vfma(cb, y1, acc[r][1]);
+        }
+      }
+      for (std::size_t r = 0; r < kMR && r0 + r < ni; ++r) {
+        detail::vstore(g + (r0 + r) * d + k0, acc[r][0]);
+        detail::vstore(g + (r0 + r) * d + k0 + W, acc[r][1]);
+      }
     }
+    for (std::size_t r = r0; r < ni && r < r0 + kMR; ++r)
+      for (std::size_t c = 0; c < nj; ++c) {
+        const double w = coef[r * kTile + c];
+        const T* const yc = y + (j0 + c) * d;
+        for (std::size_t k = dv; k < d; ++k) g[r * d + k] += w * static_cast<double>(yc[k]);
+      }
   }
 }
 
@@ -277,6 +304,7 @@ double pair_contrastive(const T* x, std::size_t n, std::size_t d, const std::int
   const int nt = pair_threads(num_threads, n, n, d);
   const Panels<T> px = pack(x, n, d, nt);
   const bool want_grad = grad != nullptr;
+  const T mT = static_cast<T>(margin);
   Scratch<T> s(nt, want_grad, d);
   const std::size_t nib = px.blocks;
   std::vector<double> sums(nib);
@@ -303,16 +331,18 @@ double pair_contrastive(const T* x, std::size_t n, std::size_t d, const std::int
         double* const cr = coef ? coef + r * kTile : nullptr;
         double part = 0.0, rs = 0.0;
         // Branch-free over the tile row, so that it vectorizes: labels decide similar or not.
+        // The pair's loss in T (float32 inputs: float32 sqrt, twice the lanes of a double one; about
+        // 1e-7 relative per pair), summed in double.
 #pragma omp simd reduction(+ : part, rs)
         for (std::size_t c = 0; c < nj; ++c) {
-          const double v = static_cast<double>(tr[c]);
+          const T v = tr[c];
           const bool similar = lj[c] == yi;
-          const double dist = std::sqrt(v);
-          const double h = margin - dist < 0.0 ? 0.0 : margin - dist;  // NaN stays NaN
-          const double l = similar ? 0.5 * v : 0.5 * h * h;
-          part += j0 + c > i ? l : 0.0;
+          const T dist = std::sqrt(v);
+          const T h = mT - dist < T(0) ? T(0) : mT - dist;  // NaN stays NaN
+          const T l = similar ? T(0.5) * v : T(0.5) * h * h;
+          part += j0 + c > i ? static_cast<double>(l) : 0.0;
           if (cr) {
-            const double cd = (h > 0.0 && dist > 0.0) ? -h / dist : 0.0;
+            const double cd = (h > T(0) && dist > T(0)) ? -static_cast<double>(h) / static_cast<double>(dist) : 0.0;
             const double cij = j0 + c == i ? 0.0 : (similar ? 1.0 : cd);
             cr[c] = cij;
             rs += cij;
@@ -346,17 +376,41 @@ struct Extreme {
   bool nan;
 };
 
-template <bool kMax>
-FASTLOSS_INLINE void consider(Extreme& e, double v, std::int64_t j) {
+// Folds the candidates of one tile row (v[c] for c < nj where keep(c), column index j0 + c) into e:
+// a vectorized min/max and NaN scan first, then a scalar look for the first index only where the row's
+// extreme improves (rarely, after the first tiles).
+template <bool kMax, class T, class Keep>
+FASTLOSS_INLINE void scan_row(Extreme& e, const T* v, std::size_t nj, std::size_t j0, const Keep& keep) {
   if (e.nan) return;
-  if (v != v) {
-    e = Extreme{v, j, true};
-    return;
+  const double none = kMax ? -math::kInf : math::kInf;
+  double best = -math::kInf, nnan = 0.0, nkeep = 0.0;  // the max of v (kMax) or of -v
+#pragma omp simd reduction(max : best) reduction(+ : nnan, nkeep)
+  for (std::size_t c = 0; c < nj; ++c) {
+    const bool k = keep(c);
+    const double x = static_cast<double>(v[c]);
+    const double y = k && x == x ? x : none;
+    if constexpr (kMax) best = y > best ? y : best;
+    else best = -y > best ? -y : best;  // a max of negated values: one reduction operator for both
+    nnan += k && x != x ? 1.0 : 0.0;
+    nkeep += k ? 1.0 : 0.0;
   }
-  if (e.i < 0 || (kMax ? v > e.v : v < e.v)) {
-    e.v = v;
-    e.i = j;
+  if (nkeep == 0.0) return;
+  if (nnan > 0.0) {
+    for (std::size_t c = 0; c < nj; ++c)
+      if (keep(c) && v[c] != v[c]) {
+        e = Extreme{math::kNaN, static_cast<std::int64_t>(j0 + c), true};
+        return;
+      }
   }
+  if (!kMax) best = -best;
+  // Keep the earlier index at a tie with an earlier tile; the first candidate when all are +-inf.
+  if (e.i >= 0 && !(kMax ? best > e.v : best < e.v)) return;
+  for (std::size_t c = 0; c < nj; ++c)
+    if (keep(c) && static_cast<double>(v[c]) == best) {
+      e.v = best;
+      e.i = static_cast<std::int64_t>(j0 + c);
+      return;
+    }
 }
 
 // For each anchor i: the farthest row with its label (j != i) and the nearest row with another label,
@@ -376,14 +430,13 @@ void batch_hard(const T* x, std::size_t n, std::size_t d, const std::int64_t* la
     for (std::size_t J = 0; J < px.blocks; ++J) {
       const std::size_t j0 = J * kTile, nj = n - j0 < kTile ? n - j0 : kTile;
       compute_tile<Kind::sqdiff>(x, d, i0, ni, px.panel(J), tile);
+      const std::int64_t* const lj = labels + j0;
       for (std::size_t r = 0; r < ni; ++r) {
         const std::size_t i = i0 + r;
-        for (std::size_t c = 0; c < nj; ++c) {
-          const std::size_t j = j0 + c;
-          const double v = static_cast<double>(tile[r * kTile + c]);
-          if (labels[j] != labels[i]) consider<false>(neg[r], v, static_cast<std::int64_t>(j));
-          else if (j != i) consider<true>(pos[r], v, static_cast<std::int64_t>(j));
-        }
+        const std::int64_t yi = labels[i];
+        const T* const tr = tile + r * kTile;
+        scan_row<false>(neg[r], tr, nj, j0, [&](std::size_t c) { return lj[c] != yi; });
+        scan_row<true>(pos[r], tr, nj, j0, [&](std::size_t c) { return lj[c] == yi && j0 + c != i; });
       }
     }
     for (std::size_t r = 0; r < ni; ++r) {
@@ -414,8 +467,7 @@ void nearest_center(const T* x, std::size_t n, const T* centers, std::size_t k, 
       const std::size_t j0 = J * kTile, nj = k - j0 < kTile ? k - j0 : kTile;
       compute_tile<Kind::sqdiff>(x, d, i0, ni, pc.panel(J), tile);
       for (std::size_t r = 0; r < ni; ++r)
-        for (std::size_t c = 0; c < nj; ++c)
-          consider<false>(best[r], static_cast<double>(tile[r * kTile + c]), static_cast<std::int64_t>(j0 + c));
+        scan_row<false>(best[r], tile + r * kTile, nj, j0, [](std::size_t) { return true; });
     }
     for (std::size_t r = 0; r < ni; ++r) {
       d2[i0 + r] = best[r].v;

@@ -27,6 +27,7 @@ class Case:
     torch: Callable[[int], Fn] | None = None  # threads -> callable
     sklearn: Callable[[int], Fn] | None = None
     peers: dict[str, str] = field(default_factory=dict)  # what each peer computes, when it differs
+    flops: float | None = None  # compute-bound cases: floating-point operations of one call
 
     @property
     def nbytes(self) -> int:
@@ -262,6 +263,8 @@ def build(name: str, n: int, dtype: Any) -> Case:
         )
     if name.startswith("cross_entropy"):
         return _cross_entropy_case(name, n, dtype, torch, sk, tcase)
+    if name in PAIRWISE:
+        return _pairwise_case(name, n, dtype, torch, tcase)
     raise ValueError(f"unknown benchmark case {name!r}; known: {', '.join(NAMES)}")
 
 
@@ -300,6 +303,161 @@ def _cross_entropy_case(name, n, dtype, torch, sk, tcase) -> Case:
     return Case(name, (x, y), lambda: fastloss.cross_entropy(x, y), np_ce, tfn, skfn)
 
 
+# Pairwise cases: N = min(4096, n // 128) rows of d = 128 (N = 4096 at the default n = 10^7); k-means has
+# N // 16 centers, triplet (memory-bound, one row of each input per loss) n // 128 rows.
+PAIRWISE = (
+    "pairwise_dist",
+    "pairwise_contrastive",
+    "batch_hard_triplet",
+    "kmeans_inertia",
+    "info_nce",
+    "triplet_margin",
+)
+PAIR_D = 128
+
+
+def _np_sqdist(x, y):
+    """The idiomatic NumPy squared distances: the BLAS expansion (what scikit-learn does too)."""
+    return np.maximum((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T), 0.0)
+
+
+def _pairwise_case(name, n, dtype, torch, tcase) -> Case:
+    rng = np.random.default_rng(0)
+    d = PAIR_D
+    if name == "triplet_margin":
+        rows = max(1, n // d)
+        a, p, q = (rng.standard_normal((rows, d)).astype(dtype) for _ in range(3))
+
+        def np_trip():
+            dp = np.linalg.norm(a - p + 1e-6, axis=1)
+            dn = np.linalg.norm(a - q + 1e-6, axis=1)
+            return np.mean(np.maximum(dp - dn + 1.0, 0.0))
+
+        tfn = None
+        if torch is not None:
+            ta, tp, tq = (torch.from_numpy(v) for v in (a, p, q))
+            tfn = tcase(lambda: torch.nn.functional.triplet_margin_loss(ta, tp, tq))
+        return Case(name, (a, p, q), lambda: fastloss.triplet_margin_loss(a, p, q), np_trip, tfn)
+    N = max(2, min(4096, n // d))
+    x = rng.standard_normal((N, d)).astype(dtype)
+    labels = rng.integers(0, max(2, N // 32), N)
+    tx = torch.from_numpy(x) if torch is not None else None
+    tl = torch.from_numpy(labels) if torch is not None else None
+    margin = 16.0  # about the typical distance of these rows, so both branches of the hinge occur
+    if name == "pairwise_dist":
+
+        def t_dist():
+            return torch.cdist(tx, tx)
+
+        return Case(
+            name,
+            (x,),
+            lambda: fastloss.pairwise_distances(x),
+            lambda: np.sqrt(_np_sqdist(x, x)),
+            tcase(t_dist) if torch is not None else None,
+            flops=2.0 * N * N * d,
+        )
+    if name == "pairwise_contrastive":
+
+        def np_pc():
+            dist = np.sqrt(_np_sqdist(x, x))
+            same = labels[:, None] == labels[None, :]
+            loss = np.where(same, 0.5 * dist**2, 0.5 * np.maximum(margin - dist, 0.0) ** 2)
+            return np.triu(loss, 1).sum() / (N * (N - 1) / 2)
+
+        def t_pc():
+            dist = torch.cdist(tx, tx)
+            same = tl[:, None] == tl[None, :]
+            loss = torch.where(same, 0.5 * dist**2, 0.5 * torch.clamp(margin - dist, min=0.0) ** 2)
+            return torch.triu(loss, 1).sum() / (N * (N - 1) / 2)
+
+        return Case(
+            name,
+            (x,),
+            lambda: fastloss.pairwise_contrastive_loss(x, labels, margin=margin),
+            np_pc,
+            tcase(t_pc) if torch is not None else None,
+            peers={"torch": "cdist + composed"},
+            flops=1.0 * N * (N - 1) * d,
+        )
+    if name == "batch_hard_triplet":
+        eye = np.eye(N, dtype=bool)
+
+        def np_bh():
+            dist = np.sqrt(_np_sqdist(x, x))
+            same = labels[:, None] == labels[None, :]
+            dp = np.where(same & ~eye, dist, -np.inf).max(1)
+            dn = np.where(~same, dist, np.inf).min(1)
+            return np.mean(np.maximum(dp - dn + 1.0, 0.0))
+
+        def t_bh():
+            dist = torch.cdist(tx, tx)
+            same = tl[:, None] == tl[None, :]
+            teye = torch.eye(N, dtype=torch.bool)
+            dp = torch.where(same & ~teye, dist, -torch.inf).amax(1)
+            dn = torch.where(~same, dist, torch.inf).amin(1)
+            return torch.clamp(dp - dn + 1.0, min=0.0).mean()
+
+        return Case(
+            name,
+            (x,),
+            lambda: fastloss.batch_hard_triplet_loss(x, labels),
+            np_bh,
+            tcase(t_bh) if torch is not None else None,
+            peers={"torch": "cdist + composed"},
+            flops=2.0 * N * N * d,
+        )
+    if name == "kmeans_inertia":
+        centers = x[::16].copy()
+        k = centers.shape[0]
+
+        def np_km():
+            d2 = _np_sqdist(x, centers)
+            return d2.min(1).sum(), d2.argmin(1)
+
+        def t_km():
+            d2 = torch.cdist(tx, tc) ** 2
+            v, i = d2.min(1)
+            return v.sum(), i
+
+        tc = torch.from_numpy(centers) if torch is not None else None
+        return Case(
+            name,
+            (x, centers),
+            lambda: fastloss.kmeans_inertia(x, centers),
+            np_km,
+            tcase(t_km) if torch is not None else None,
+            peers={"torch": "cdist + min"},
+            flops=2.0 * N * k * d,
+        )
+    # info_nce: N queries against N positives
+    p = rng.standard_normal((N, d)).astype(dtype)
+
+    def np_nce():
+        qh = x / np.linalg.norm(x, axis=1, keepdims=True)
+        ph = p / np.linalg.norm(p, axis=1, keepdims=True)
+        logits = qh @ ph.T / 0.1
+        m = logits.max(1, keepdims=True)
+        lse = m[:, 0] + np.log(np.exp(logits - m).sum(1))
+        return np.mean(lse - np.diagonal(logits))
+
+    def t_nce():
+        F = torch.nn.functional
+        logits = F.normalize(tx, dim=1) @ F.normalize(tp, dim=1).T / 0.1
+        return F.cross_entropy(logits, torch.arange(N))
+
+    tp = torch.from_numpy(p) if torch is not None else None
+    return Case(
+        name,
+        (x, p),
+        lambda: fastloss.info_nce(x, p),
+        np_nce,
+        tcase(t_nce) if torch is not None else None,
+        peers={"torch": "normalize + matmul + cross_entropy"},
+        flops=2.0 * N * N * d,
+    )
+
+
 NAMES = (
     "mse",
     "mae",
@@ -317,6 +475,7 @@ NAMES = (
     "cross_entropy",
     "cross_entropy_c1000",
     "cross_entropy_seg",
+    *PAIRWISE,
 )
 # The memory-bound losses whose speed is judged against the read bandwidth.
 MEMORY_BOUND = ("mse", "mae", "huber", "smooth_l1", "pinball", "hinge", "margin_ranking")

@@ -27,19 +27,23 @@ def _time_once(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-def _median_interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, Any]:
+def _median_interleaved(
+    fns: dict[str, Callable[[], Any]], repeats: int, settle: float = 0.01
+) -> dict[str, Any]:
     """Run every callable once per round, rounds interleaved, after one warm-up each; medians in s.
 
-    The raw probe times come back too, as "probe_all".
+    The raw probe times come back too, as "probe_all". `settle` is the pause before a round's first
+    call, after the previous round's peers.
     """
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
-        for k, fn in fns.items():
+        for i, (k, fn) in enumerate(fns.items()):
             # Let the previous contender's runtime settle first: OpenMP and OpenBLAS threads spin-wait
-            # for a while after a call and would steal the cores from whoever runs next.
-            time.sleep(0.01)
+            # for a while after a call (OpenBLAS for about 2^28 cycles after a matrix product) and would
+            # steal the cores from whoever runs next.
+            time.sleep(settle if i == 0 else 0.01)
             times[k].append(_time_once(fn))
     med: dict[str, Any] = {k: statistics.median(v) for k, v in times.items()}
     med["probe_all"] = times.get("probe", [])
@@ -55,6 +59,10 @@ def _progress(i: int, total: int, label: str) -> None:
     sys.stderr.flush()
     if i == total:
         sys.stderr.write("\r" + " " * (width + 60) + "\r")
+
+
+# Rounds of the FMA probe: about 10 ms on a core.
+FMA_ITERS = 2_000_000
 
 
 def run_bench(
@@ -73,9 +81,13 @@ def run_bench(
         # The probe reads two float arrays of n elements; a class-wise case (scores and integer labels)
         # probes its scores twice.
         probe_a = case.arrays[0].reshape(-1)
-        probe_b = case.arrays[1].reshape(-1)
+        probe_b = case.arrays[-1].reshape(-1)
         if probe_b.dtype != probe_a.dtype or probe_b.size != probe_a.size:
             probe_b = probe_a
+        # Compute-bound cases are judged against the FMA peak, memory-bound ones against the read
+        # bandwidth; either probe runs interleaved with the contenders.
+        f32 = np.dtype(dt) == np.float32
+        roof = "fma" if case.flops else "read"
         np_time = None
         for nt in threads:
             fns: dict[str, Callable[[], Any]] = {}
@@ -87,17 +99,20 @@ def run_bench(
                         return fl()
 
                 fns["fastloss"] = fl_call
-                fns["probe"] = lambda a=probe_a, b=probe_b, nt=nt: _backend._core.read_probe(a, b, nt)
+                if case.flops:
+                    fns["probe"] = lambda nt=nt, f32=f32: _backend._core.fma_probe(f32, FMA_ITERS, nt)
+                else:
+                    fns["probe"] = lambda a=probe_a, b=probe_b, nt=nt: _backend._core.read_probe(a, b, nt)
                 if np_time is None:
                     fns["numpy"] = case.numpy
                 if case.torch is not None:
                     fns["torch"] = case.torch(nt)
                 if case.sklearn is not None:
                     fns["sklearn"] = case.sklearn(nt)
-                med = _median_interleaved(fns, repeats)
+                med = _median_interleaved(fns, repeats, settle=0.1 if case.flops else 0.01)
             if np_time is None:
                 np_time = med.pop("numpy")
-            probes.setdefault((n, dt, nt), []).extend(med.pop("probe_all"))
+            probes.setdefault((n, dt, nt, roof), []).extend(med.pop("probe_all"))
             rows.append(
                 {
                     "loss": loss,
@@ -111,16 +126,24 @@ def run_bench(
                     "torch_ms": med["torch"] * 1e3 if "torch" in med else None,
                     "sklearn_ms": med["sklearn"] * 1e3 if "sklearn" in med else None,
                     "gbs": case.nbytes / med["fastloss"] / 1e9,
+                    "gflops": case.flops / med["fastloss"] / 1e9 if case.flops else None,
+                    "roof": roof,
                 }
             )
     _progress(total, total, "")
     # One roof per (size, dtype, threads): the median of every probe run of that configuration, so that
     # a noisy moment does not move one row's percentage.
     for r in rows:
-        key = (r["n"], r["dtype"], r["threads"])
-        probe_bytes = 2 * r["size"] * np.dtype(r["dtype"]).itemsize
-        r["roof_gbs"] = probe_bytes / statistics.median(probes[key]) / 1e9
-        r["roof_pct"] = 100.0 * r["gbs"] / r["roof_gbs"]
+        t = statistics.median(probes[(r["n"], r["dtype"], r["threads"], r["roof"])])
+        if r["roof"] == "fma":
+            r["roof_gflops"] = (
+                _backend._core.fma_probe(r["dtype"] == "float32", FMA_ITERS, 1) * r["threads"] / t / 1e9
+            )
+            r["roof_pct"] = 100.0 * r["gflops"] / r["roof_gflops"]
+        else:
+            probe_bytes = 2 * r["size"] * np.dtype(r["dtype"]).itemsize
+            r["roof_gbs"] = probe_bytes / t / 1e9
+            r["roof_pct"] = 100.0 * r["gbs"] / r["roof_gbs"]
     return {"info": fastloss.info(), "repeats": repeats, "rows": rows}
 
 
@@ -145,7 +168,7 @@ def print_table(result: dict[str, Any]) -> None:
         "torch",
         "x torch",
         "sklearn",
-        "GB/s",
+        "rate",
         "% roof",
     )
     print(
@@ -158,12 +181,18 @@ def print_table(result: dict[str, Any]) -> None:
             f"{r['loss']:22s}{r['n']:>10d} {r['dtype']:>8s}{r['threads']:>4d}"
             f"{r['fastloss_ms']:>10.3f}{r['numpy_ms']:>10.2f}{r['speedup_numpy']:>9.1f}"
             f"{_fmt(r['torch_ms']):>10s}{_fmt(xt, '.1f'):>9s}{_fmt(r['sklearn_ms']):>10s}"
-            f"{r['gbs']:>8.1f}{r['roof_pct']:>8.0f}"
+            f"{_rate(r):>8s}{r['roof_pct']:>8.0f}"
         )
     print(
-        "GB/s: bytes of the inputs read per second; % roof: share of the read bandwidth measured in "
-        "the same run (sum of a + b over the same arrays, same threads)."
+        "rate: GB/s of the inputs read (memory-bound losses) or GFLOP/s (F, pairwise losses: 2 per "
+        "multiply-add of the distance or similarity); % roof: share of the read bandwidth (sum of a + b "
+        "over the same arrays) or of the FMA peak (a register-only FMA loop) measured in the same run, "
+        "same threads."
     )
+
+
+def _rate(r: dict[str, Any]) -> str:
+    return f"{r['gflops']:.0f}F" if r.get("gflops") else f"{r['gbs']:.1f}"
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -219,7 +219,8 @@ def triplet_margin_loss(
     """Triplet margin loss ``max(d(a, p) - d(a, n) + margin, 0)`` with ``d(u, v) = ||u - v + eps||_p``.
 
     Matches ``torch.nn.functional.triplet_margin_loss``, including its ``eps`` added to the difference
-    and ``swap`` (the distance swap of Balntas et al. 2016: ``d(a, n)`` becomes ``min(d(a, n), d(p, n))``).
+    and ``swap`` (the distance swap of Balntas et al. 2016: ``d(a, n)`` becomes ``min(d(a, n), d(p, n))``)
+    and its refusal of ``margin <= 0``. At a swap tie the gradient follows ``d(a, n)`` (torch splits it).
     Inputs are (N, d). With ``return_grad=True`` returns ``(value, (d/danchor, d/dpositive, d/dnegative))``.
 
     >>> import fastloss
@@ -228,7 +229,7 @@ def triplet_margin_loss(
     """
     func = "triplet_margin_loss"
     code, return_grad = _reduction(func, reduction, return_grad)
-    m = _validate.real_param("margin", margin)
+    m = _validate.real_param("margin", margin, gt=0.0)  # torch refuses margin <= 0 too
     pn = _validate.real_param("p", p, gt=0.0)
     if not np.isfinite(pn):
         raise ValueError(f"{func}: p must be finite, got {pn}")
