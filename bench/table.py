@@ -23,17 +23,18 @@ def main(path: str) -> None:
     )
     print(
         "| loss | dtype | fastloss ms | NumPy ms | × NumPy | PyTorch ms | × PyTorch | sklearn ms | × sklearn "
-        "| GB/s | % of read roof |"
+        "| GB/s or GFLOP/s | % of roof |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in res["rows"]:
         fl = r["fastloss_ms"]
         xt = r["torch_ms"] / fl if r["torch_ms"] else None
         xs = r["sklearn_ms"] / fl if r["sklearn_ms"] else None
+        rate = f"{r['gflops']:.0f} GFLOP/s" if r.get("gflops") else f"{r['gbs']:.1f}"
         print(
             f"| {r['loss']} | {r['dtype']} | {fl:.2f} | {r['numpy_ms']:.1f} | {r['speedup_numpy']:.1f} | "
-            f"{fmt(r['torch_ms'])} | {fmt(xt)} | {fmt(r['sklearn_ms'])} | {fmt(xs)} | {r['gbs']:.1f} | "
-            f"{r['roof_pct']:.0f} |"
+            f"{fmt(r['torch_ms'])} | {fmt(xt)} | {fmt(r['sklearn_ms'])} | {fmt(xs)} | {rate} | "
+            f"{r['roof_pct']:.0f}{' (FMA)' if r.get('roof') == 'fma' else ''} |"
         )
 
 
