@@ -25,7 +25,9 @@ namespace fastloss_bind {
   X(margin_ranking, MarginRanking)     \
   X(sigmoid, Sigmoid)                  \
   X(kl_div, KlDiv)                     \
-  X(kl_div_log_target, KlDivLogTarget)
+  X(kl_div_log_target, KlDivLogTarget) \
+  X(l1_penalty, L1Penalty)             \
+  X(l2_penalty, L2Penalty)
 
 enum class Loss : int {
 #define FASTLOSS_ENUM(name, functor) name,
@@ -202,6 +204,22 @@ struct RowsCall {
 using RowsFn = void (*)(const RowsCall&);
 using FmaProbeFn = double (*)(std::size_t, int);
 
+// Segmentation overlap sums (fastloss::overlap)
+struct OverlapCall {
+  const void* x;
+  std::size_t batch, channels, spatial;
+  const void* target;            // dense, or null
+  const std::int64_t* labels;    // or null
+  int activation;                // 0 none, 1 sigmoid, 2 softmax
+  bool squared;
+  double* sums;                  // B x C x 3 (overlap_sums)
+  const double* coef_i;          // B x C (overlap_grad)
+  const double* coef_p;
+  void* grad;                    // x's shape (overlap_grad)
+  int num_threads;
+};
+using OverlapFn = std::ptrdiff_t (*)(const OverlapCall&);
+
 struct KernelTable {
   const char* isa;
   ElementwiseFn elementwise[kNumLosses][2];  // [loss][0: float32, 1: float64]
@@ -215,6 +233,8 @@ struct KernelTable {
   RowsFn rows[kNumRowLosses][2];
   int row_inputs[kNumRowLosses];
   FmaProbeFn fma_probe[2];
+  OverlapFn overlap_sums[2];
+  OverlapFn overlap_grad[2];
 };
 
 const KernelTable& table_baseline();

@@ -28,6 +28,7 @@
 
 #include "fastloss/classwise.hpp"
 #include "fastloss/elementwise.hpp"
+#include "fastloss/overlap.hpp"
 #include "fastloss/pairwise.hpp"
 #include "fastloss/reduce.hpp"
 
@@ -151,6 +152,32 @@ void run_rows(const RowsCall& c) {
   pw::rowwise(F(c.params), a);
 }
 
+template <class T>
+fl::overlap::Args<T> overlap_args(const OverlapCall& c) {
+  fl::overlap::Args<T> a;
+  a.x = static_cast<const T*>(c.x);
+  a.batch = c.batch;
+  a.channels = c.channels;
+  a.spatial = c.spatial;
+  a.target = static_cast<const T*>(c.target);
+  a.labels = c.labels;
+  a.activation = static_cast<fl::overlap::Activation>(c.activation);
+  a.squared = c.squared;
+  a.num_threads = c.num_threads;
+  return a;
+}
+
+template <class T>
+std::ptrdiff_t run_overlap_sums(const OverlapCall& c) {
+  return fl::overlap::sums(overlap_args<T>(c), c.sums);
+}
+
+template <class T>
+std::ptrdiff_t run_overlap_grad(const OverlapCall& c) {
+  fl::overlap::grad(overlap_args<T>(c), c.coef_i, c.coef_p, static_cast<T*>(c.grad));
+  return -1;
+}
+
 const KernelTable kTable = {
     FASTLOSS_STR(FASTLOSS_ISA_NAMESPACE),
     {
@@ -200,6 +227,8 @@ const KernelTable kTable = {
 #undef FASTLOSS_INPUTS
     },
     {&pw::fma_probe<float>, &pw::fma_probe<double>},
+    {&run_overlap_sums<float>, &run_overlap_sums<double>},
+    {&run_overlap_grad<float>, &run_overlap_grad<double>},
 };
 
 }  // namespace

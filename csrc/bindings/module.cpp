@@ -442,6 +442,82 @@ py::tuple rowwise(const std::string& kernel, const std::vector<py::array>& input
   return py::make_tuple(loss, grads);
 }
 
+// ---- segmentation overlap sums --------------------------------------------------------------------
+
+// x: C-contiguous (B, C, S); exactly one of target (x's dtype and shape) and labels (int64 (B, S)).
+OverlapCall overlap_call(const py::array& x, const py::object& target, const py::object& labels, int activation,
+                         bool squared, int num_threads, int& dt) {
+  dt = dtype_index(x, "x");
+  if (x.ndim() != 3 || !(x.flags() & py::array::c_style))
+    throw py::value_error("x must be a C-contiguous (B, C, S) array");
+  if (activation < 0 || activation > 2) throw py::value_error("activation must be 0, 1 or 2");
+  OverlapCall c{};
+  c.x = x.data();
+  c.batch = static_cast<std::size_t>(x.shape(0));
+  c.channels = static_cast<std::size_t>(x.shape(1));
+  c.spatial = static_cast<std::size_t>(x.shape(2));
+  c.target = input_ptr(target, "target", dt, static_cast<std::size_t>(x.size()), false);
+  if (!labels.is_none()) {  // (B, S) class indices
+    if (!py::isinstance<py::array>(labels)) throw py::type_error("labels must be a NumPy array");
+    const auto l = py::reinterpret_borrow<py::array>(labels);
+    if (!l.dtype().is(py::dtype::of<std::int64_t>()) || !(l.flags() & py::array::c_style) ||
+        static_cast<std::size_t>(l.size()) != c.batch * c.spatial)
+      throw py::type_error("labels must be a C-contiguous int64 (B, S) array");
+    c.labels = static_cast<const std::int64_t*>(l.data());
+  }
+  if ((c.target == nullptr) == (c.labels == nullptr)) throw py::value_error("give exactly one of target and labels");
+  c.activation = activation;
+  c.squared = squared;
+  c.num_threads = num_threads;
+  return c;
+}
+
+py::tuple overlap_sums(const py::array& x, const py::object& target, const py::object& labels, int activation,
+                       bool squared, int num_threads) {
+  int dt = 0;
+  OverlapCall c = overlap_call(x, target, labels, activation, squared, num_threads, dt);
+  py::array_t<double> sums({static_cast<py::ssize_t>(c.batch), static_cast<py::ssize_t>(c.channels), py::ssize_t(3)});
+  c.sums = sums.mutable_data();
+  const OverlapFn fn = g_table->overlap_sums[dt];
+  std::ptrdiff_t bad;
+  {
+    py::gil_scoped_release release;
+    bad = fn(c);
+  }
+  return py::make_tuple(sums, static_cast<py::ssize_t>(bad));
+}
+
+py::array overlap_grad(const py::array& x, const py::object& target, const py::object& labels, int activation,
+                       bool squared, const py::object& coef_i, const py::object& coef_p, int num_threads) {
+  int dt = 0;
+  OverlapCall c = overlap_call(x, target, labels, activation, squared, num_threads, dt);
+  const std::size_t bc = c.batch * c.channels;
+  auto coef = [&](const py::object& o, const char* what) {
+    if (!py::isinstance<py::array>(o)) throw py::type_error(std::string(what) + " must be a NumPy array");
+    const auto a = py::reinterpret_borrow<py::array>(o);
+    if (!a.dtype().is(py::dtype::of<double>()) || !(a.flags() & py::array::c_style) ||
+        static_cast<std::size_t>(a.size()) != bc)
+      throw py::type_error(std::string(what) + " must be a C-contiguous float64 (B, C) array");
+    return static_cast<const double*>(a.data());
+  };
+  c.coef_i = coef(coef_i, "coef_i");
+  c.coef_p = coef(coef_p, "coef_p");
+  // The kernel reads each label as a class index: they must have been checked by overlap_sums.
+  if (c.labels)
+    for (std::size_t k = 0; k < c.batch * c.spatial; ++k)
+      if (c.labels[k] < 0 || c.labels[k] >= static_cast<std::int64_t>(c.channels))
+        throw py::value_error("labels must lie in [0, C)");
+  const std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
+  py::array out = dt == 0 ? py::array(py::array_t<float>(shape)) : py::array(py::array_t<double>(shape));
+  c.grad = out.mutable_data();
+  const OverlapFn fn = g_table->overlap_grad[dt];
+  {
+    py::gil_scoped_release release;
+    fn(c);
+  }
+  return out;
+}
+
 double fma_probe(bool float32, std::size_t iters, int num_threads) {
   const FmaProbeFn fn = g_table->fma_probe[float32 ? 0 : 1];
   py::gil_scoped_release release;
@@ -523,6 +599,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("rowwise", &rowwise, py::arg("kernel"), py::arg("inputs"), py::arg("target"), py::arg("params"),
         py::arg("want_grad"), py::arg("grad_scale"), py::arg("num_threads"),
         "Paired row losses: (loss per row, grads per input).");
+  m.def("overlap_sums", &overlap_sums, py::arg("x"), py::arg("target"), py::arg("labels"), py::arg("activation"),
+        py::arg("squared"), py::arg("num_threads"),
+        "Per (batch, channel) sums I, P, G of the overlap losses: returns (sums (B, C, 3), first bad label).");
+  m.def("overlap_grad", &overlap_grad, py::arg("x"), py::arg("target"), py::arg("labels"), py::arg("activation"),
+        py::arg("squared"), py::arg("coef_i"), py::arg("coef_p"), py::arg("num_threads"),
+        "d L / d x of a function L of the overlap sums, given dL/dI and dL/dP per (batch, channel).");
   m.def("fma_probe", &fma_probe, py::arg("float32"), py::arg("iters"), py::arg("num_threads"),
         "Register-only FMA loop: returns the floating-point operations done (time it for GFLOP/s).");
   m.def("max_threads", &max_threads, "omp_get_max_threads() of the calling thread.");

@@ -265,6 +265,8 @@ def build(name: str, n: int, dtype: Any) -> Case:
         return _cross_entropy_case(name, n, dtype, torch, sk, tcase)
     if name in PAIRWISE:
         return _pairwise_case(name, n, dtype, torch, tcase)
+    if name in ("dice", "dice_3d"):
+        return _dice_case(name, n, dtype, torch, tcase)
     raise ValueError(f"unknown benchmark case {name!r}; known: {', '.join(NAMES)}")
 
 
@@ -458,6 +460,34 @@ def _pairwise_case(name, n, dtype, torch, tcase) -> Case:
     )
 
 
+def _dice_case(name, n, dtype, torch, tcase) -> Case:
+    """dice: (64, 1, 256, 256), fewer rows of 256 x 256 below n = 64 * 256 * 256; dice_3d: (8, 4, 128,
+    128, 128) (named only: 0.5 GB of inputs, NumPy needs seconds)."""
+    rng = np.random.default_rng(0)
+    if name == "dice_3d":
+        shape = (8, 4, 128, 128, 128)
+    else:
+        shape = (max(1, min(64, n // (256 * 256))), 1, 256, 256) if n >= 256 * 256 else (1, 1, n, 1)
+    p = rng.random(shape, dtype=np.float32).astype(dtype, copy=False)
+    g = (rng.random(shape, dtype=np.float32) < 0.3).astype(dtype)
+    axes = tuple(range(2, len(shape)))
+
+    def np_dice():
+        inter = (p * g).sum(axis=axes)
+        return np.mean(1.0 - (2.0 * inter + 1e-5) / (p.sum(axis=axes) + g.sum(axis=axes) + 1e-5))
+
+    tfn = None
+    if torch is not None:
+        tp, tg = torch.from_numpy(p), torch.from_numpy(g)
+
+        def t_dice():
+            inter = (tp * tg).sum(dim=axes)
+            return torch.mean(1.0 - (2.0 * inter + 1e-5) / (tp.sum(dim=axes) + tg.sum(dim=axes) + 1e-5))
+
+        tfn = tcase(t_dice)
+    return Case(name, (p, g), lambda: fastloss.dice_loss(p, g), np_dice, tfn, peers={"torch": "composed"})
+
+
 NAMES = (
     "mse",
     "mae",
@@ -476,6 +506,9 @@ NAMES = (
     "cross_entropy_c1000",
     "cross_entropy_seg",
     *PAIRWISE,
+    "dice",
 )
+# Cases run only when named (large inputs).
+EXTRA = ("dice_3d",)
 # The memory-bound losses whose speed is judged against the read bandwidth.
 MEMORY_BOUND = ("mse", "mae", "huber", "smooth_l1", "pinball", "hinge", "margin_ranking")

@@ -198,9 +198,10 @@ def _rate(r: dict[str, Any]) -> str:
 def _cmd_bench(args: argparse.Namespace) -> int:
     losses = args.loss or list(_benchcases.NAMES)
     for name in losses:
-        if name not in _benchcases.NAMES:
+        if name not in _benchcases.NAMES + _benchcases.EXTRA:
             print(
-                f"fastloss bench: unknown loss {name!r}; known: {', '.join(_benchcases.NAMES)}",
+                f"fastloss bench: unknown loss {name!r}; "
+                f"known: {', '.join(_benchcases.NAMES + _benchcases.EXTRA)}",
                 file=sys.stderr,
             )
             return 2

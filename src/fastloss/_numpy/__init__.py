@@ -4,6 +4,7 @@ from fastloss._numpy.classwise import KERNELS as CLASSWISE_KERNELS
 from fastloss._numpy.classwise import classwise
 from fastloss._numpy.elementwise import LOSSES as ELEMENTWISE_SPECS
 from fastloss._numpy.elementwise import elementwise
+from fastloss._numpy.overlap import overlap_grad, overlap_sums
 from fastloss._numpy.pairwise import (
     batch_hard,
     kmeans,
@@ -23,6 +24,8 @@ __all__ = [
     "classwise",
     "elementwise",
     "kmeans",
+    "overlap_grad",
+    "overlap_sums",
     "pairwise_contrastive",
     "pairwise_distances",
     "rowwise",

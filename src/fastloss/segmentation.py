@@ -1,0 +1,250 @@
+"""Segmentation overlap losses: Dice, Jaccard (soft IoU) and Tversky, with MONAI's semantics.
+
+One kernel pass computes, for every (batch, channel), the sums I = sum p g, P = sum p (or p^2) and
+G = sum g (or g^2) over the spatial positions, with the activation applied to the prediction and integer
+labels turned into one-hot inside the pass (never materialised). The losses are formulas of these sums;
+their gradient is one more pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fastloss import _backend, _validate
+
+ArrayLike = Any
+
+__all__ = ["dice_loss", "jaccard_loss", "tversky_loss"]
+
+ACTIVATIONS = {None: 0, "sigmoid": 1, "softmax": 2}
+
+
+def _prepare(func: str, pred: Any, target: Any, activation: object):
+    if not (activation is None or (isinstance(activation, str) and activation in ACTIVATIONS)):
+        raise ValueError(f"{func}: activation must be None, 'sigmoid' or 'softmax'; got {activation!r}")
+    p = _validate.as_array(pred, "pred")
+    if p.ndim < 3:
+        raise ValueError(
+            f"{func}: pred must have shape (B, C, spatial...) with at least one spatial axis, got {p.shape}"
+        )
+    t = _validate.as_array(target, "target")
+    B, C = p.shape[:2]
+    spatial = p.shape[2:]
+    S = int(np.prod(spatial))
+    if t.shape == p.shape:
+        dtype = _validate.compute_dtype(p, t)
+        dense = np.ascontiguousarray(t, dtype=dtype).reshape(B, C, S)
+        labels = None
+    elif t.shape == (B, *spatial):
+        if t.dtype.kind not in "iu":
+            raise ValueError(
+                f"{func}: a target of shape {t.shape} holds class labels and must be integers, got dtype "
+                f"{t.dtype} (dense targets must have pred's shape {p.shape})"
+            )
+        dtype = _validate.compute_dtype(p)
+        dense = None
+        if t.dtype.kind == "u" and t.size and t.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"{func}: target holds labels beyond the int64 range")
+        labels = np.ascontiguousarray(t, dtype=np.int64).reshape(B, S)
+    else:
+        raise ValueError(
+            f"{func}: target must have pred's shape {p.shape} (dense) or {(B, *spatial)} (class labels), "
+            f"got {t.shape}"
+        )
+    x = np.ascontiguousarray(p, dtype=dtype).reshape(B, C, S)
+    return x, dense, labels, dtype, p.shape, ACTIVATIONS[activation]
+
+
+def _overlap(
+    func: str,
+    kind: str,
+    pred: Any,
+    target: Any,
+    *,
+    smooth_nr: float,
+    smooth_dr: float,
+    squared: bool,
+    batch: bool,
+    include_background: bool,
+    activation: object,
+    reduction: str,
+    return_grad: bool,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+) -> Any:
+    code = _validate.reduction_code(reduction)
+    return_grad = _validate.bool_param("return_grad", return_grad)
+    nr = _validate.real_param("smooth_nr", smooth_nr, ge=0.0)
+    dr = _validate.real_param("smooth_dr", smooth_dr, ge=0.0)
+    sq = _validate.bool_param("squared", squared)
+    bt = _validate.bool_param("batch", batch)
+    bg = _validate.bool_param("include_background", include_background)
+    x, dense, labels, dtype, shape, act = _prepare(func, pred, target, activation)
+    nt = _backend.thread_arg()
+    sums, bad = _backend.kernels().overlap_sums(x, dense, labels, act, sq, nt)
+    if bad >= 0:
+        where = ", ".join(str(int(k)) for k in np.unravel_index(bad, (shape[0], *shape[2:])))
+        raise ValueError(
+            f"{func}: target labels must be class indices in [0, {shape[1]}); "
+            f"found target[{where}] = {int(labels.reshape(-1)[bad])}"
+        )
+    first = 0 if bg else 1
+    inter, psum, gsum = (sums[:, first:, k] for k in range(3))
+    if bt:
+        inter, psum, gsum = inter.sum(axis=0), psum.sum(axis=0), gsum.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if kind == "tversky":
+            num = inter + nr
+            den = (1.0 - alpha - beta) * inter + alpha * psum + beta * gsum + dr
+            df_di = -(den - num * (1.0 - alpha - beta)) / den**2
+            df_dp = num * alpha / den**2
+        else:
+            num = 2.0 * inter + nr
+            den = (2.0 * (psum + gsum - inter) if kind == "jaccard" else psum + gsum) + dr
+            df_di = -(2.0 * den + (2.0 * num if kind == "jaccard" else 0.0)) / den**2
+            df_dp = num * (2.0 if kind == "jaccard" else 1.0) / den**2
+        f = 1.0 - num / den
+    if code == 0:
+        value = f.astype(dtype)
+    elif code == 1:
+        value = dtype.type(np.sum(f))
+    else:
+        value = dtype.type(np.mean(f) if f.size else np.nan)
+    if not return_grad:
+        return value
+    w = 1.0 / f.size if code == 2 and f.size else 1.0
+    B, C = x.shape[:2]
+    coef_i, coef_p = np.zeros((B, C)), np.zeros((B, C))
+    coef_i[:, first:] = w * df_di  # broadcasts over b for batch=True
+    coef_p[:, first:] = w * df_dp
+    grad = _backend.kernels().overlap_grad(x, dense, labels, act, sq, coef_i, coef_p, nt)
+    return value, grad.reshape(shape)
+
+
+def dice_loss(
+    pred: ArrayLike,
+    target: ArrayLike,
+    *,
+    smooth_nr: float = 1e-5,
+    smooth_dr: float = 1e-5,
+    squared: bool = False,
+    batch: bool = False,
+    include_background: bool = True,
+    activation: str | None = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Soft Dice loss ``1 - (2 I + smooth_nr) / (P + G + smooth_dr)`` per (batch, channel), as MONAI's
+    ``DiceLoss``.
+
+    ``pred`` is (B, C, spatial...). ``target`` is either of ``pred``'s shape (dense, used as given) or
+    integer class labels of shape (B, spatial...), one-hot inside the kernel (MONAI's ``to_onehot_y``); a
+    label outside [0, C) raises ValueError. ``activation`` None, ``"sigmoid"`` or ``"softmax"`` (over the
+    channels) is applied to ``pred`` in the same pass. ``I = sum p g``, ``P = sum p``, ``G = sum g`` over
+    the spatial axes (``squared=True``: ``sum p^2``, ``sum g^2``, MONAI's ``squared_pred``); ``batch=True``
+    sums over the batch too; ``include_background=False`` leaves channel 0 out (after the softmax, as
+    MONAI). ``reduction``: mean or sum over the (batch, channel) terms, or ``"none"`` for the (B, C')
+    array ((C',) with ``batch=True``; MONAI keeps singleton spatial axes). With ``return_grad=True``
+    returns ``(value, d value / d pred)``.
+
+    >>> import numpy as np, fastloss
+    >>> p = np.array([[[0.9, 0.1, 0.8, 0.2]]])
+    >>> round(float(fastloss.dice_loss(p, np.array([[[1.0, 0.0, 1.0, 0.0]]]))), 6)
+    0.15
+    """
+    return _overlap(
+        "dice_loss",
+        "dice",
+        pred,
+        target,
+        smooth_nr=smooth_nr,
+        smooth_dr=smooth_dr,
+        squared=squared,
+        batch=batch,
+        include_background=include_background,
+        activation=activation,
+        reduction=reduction,
+        return_grad=return_grad,
+    )
+
+
+def jaccard_loss(
+    pred: ArrayLike,
+    target: ArrayLike,
+    *,
+    smooth_nr: float = 1e-5,
+    smooth_dr: float = 1e-5,
+    squared: bool = False,
+    batch: bool = False,
+    include_background: bool = True,
+    activation: str | None = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Soft Jaccard (IoU) loss ``1 - (2 I + smooth_nr) / (2 (P + G - I) + smooth_dr)``, as MONAI's
+    ``DiceLoss(jaccard=True)``; the options are those of :func:`dice_loss`.
+
+    >>> import numpy as np, fastloss
+    >>> p = np.array([[[0.9, 0.1, 0.8, 0.2]]])
+    >>> round(float(fastloss.jaccard_loss(p, np.array([[[1.0, 0.0, 1.0, 0.0]]]))), 6)
+    0.260869
+    """
+    return _overlap(
+        "jaccard_loss",
+        "jaccard",
+        pred,
+        target,
+        smooth_nr=smooth_nr,
+        smooth_dr=smooth_dr,
+        squared=squared,
+        batch=batch,
+        include_background=include_background,
+        activation=activation,
+        reduction=reduction,
+        return_grad=return_grad,
+    )
+
+
+def tversky_loss(
+    pred: ArrayLike,
+    target: ArrayLike,
+    *,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    smooth_nr: float = 1e-5,
+    smooth_dr: float = 1e-5,
+    batch: bool = False,
+    include_background: bool = True,
+    activation: str | None = None,
+    reduction: str = "mean",
+    return_grad: bool = False,
+) -> Any:
+    """Tversky loss ``1 - (TP + smooth_nr) / (TP + alpha FP + beta FN + smooth_dr)``, as MONAI's
+    ``TverskyLoss``: ``TP = sum p g``, ``FP = sum p (1 - g)``, ``FN = sum (1 - p) g``. ``alpha = beta = 0.5``
+    is the Dice loss; the other options are those of :func:`dice_loss`.
+
+    >>> import numpy as np, fastloss
+    >>> p = np.array([[[0.9, 0.3, 0.8, 0.2]]])
+    >>> round(float(fastloss.tversky_loss(p, np.array([[[1.0, 0.0, 1.0, 0.0]]]), alpha=0.7, beta=0.3)), 6)
+    0.205607
+    """
+    a = _validate.real_param("alpha", alpha, ge=0.0)
+    b = _validate.real_param("beta", beta, ge=0.0)
+    return _overlap(
+        "tversky_loss",
+        "tversky",
+        pred,
+        target,
+        smooth_nr=smooth_nr,
+        smooth_dr=smooth_dr,
+        squared=False,
+        batch=batch,
+        include_background=include_background,
+        activation=activation,
+        reduction=reduction,
+        return_grad=return_grad,
+        alpha=a,
+        beta=b,
+    )
