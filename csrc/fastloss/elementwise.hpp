@@ -66,6 +66,19 @@ struct Mse : PairLoss {
   }
 };
 
+// Regularisers of one array (the driver passes it as both inputs; the second is not used).
+// l = |w| ; dl/dw = sign(w)
+struct L1Penalty : PairLoss {
+  explicit L1Penalty(const double*) {}
+  FASTLOSS_INLINE Eval operator()(double w, double, double) const { return {w < 0.0 ? -w : w, sign(w), 0.0}; }
+};
+
+// l = w^2 ; dl/dw = 2 w
+struct L2Penalty : PairLoss {
+  explicit L2Penalty(const double*) {}
+  FASTLOSS_INLINE Eval operator()(double w, double, double) const { return {w * w, 2.0 * w, 0.0}; }
+};
+
 // l = |p - t| ; dl/dp = sign(p - t)
 struct Mae : PairLoss {
   explicit Mae(const double*) {}

@@ -50,6 +50,14 @@ def _mse(a, b, c, prm):
     return d * d, 2.0 * d, None
 
 
+def _l1_penalty(a, b, c, prm):
+    return np.abs(a), _sign(a), None
+
+
+def _l2_penalty(a, b, c, prm):
+    return a * a, 2.0 * a, None
+
+
 def _mae(a, b, c, prm):
     d = a - b
     return np.abs(d), _sign(d), None
@@ -196,6 +204,8 @@ LOSSES: dict[str, Spec] = {
     "sigmoid": Spec(_sigmoid_map),
     "kl_div": Spec(_kl_div, checks=(Check(1, _nonneg, "must be >= 0 (probabilities)"),)),
     "kl_div_log_target": Spec(_kl_div_log_target),
+    "l1_penalty": Spec(_l1_penalty),
+    "l2_penalty": Spec(_l2_penalty),
 }
 
 
