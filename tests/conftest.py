@@ -10,6 +10,7 @@ helpers from here
 from __future__ import annotations
 
 import importlib
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -85,6 +86,43 @@ def _require(name: str):
     if mod is None:
         pytest.skip(f"{name} is not importable")
     return mod
+
+
+def hypothesis_settings(max_examples: int):
+    """The suite's hypothesis settings: no deadline (shared machines), no example database, and no
+    health checks against slow data or function-scoped fixtures (the backend fixture is one)."""
+    hyp = importlib.import_module("hypothesis")
+    return hyp.settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[hyp.HealthCheck.too_slow, hyp.HealthCheck.function_scoped_fixture],
+    )
+
+
+def run_concurrently(jobs: dict[str, Callable[[], Any]], repeats: int = 3) -> dict[str, list]:
+    """Run each job `repeats` times on its own Python thread, all starting together; returns the results
+    per job, and fails on any exception or hang."""
+    results: dict[str, list] = {k: [] for k in jobs}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(jobs))
+
+    def worker(name):
+        try:
+            barrier.wait(timeout=60)
+            for _ in range(repeats):
+                results[name].append(jobs[name]())
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a concurrent call hangs"
+    assert not errors, errors
+    return results
 
 
 @pytest.fixture(scope="session")

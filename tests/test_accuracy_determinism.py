@@ -3,8 +3,6 @@ concurrent calls from Python threads (the kernels release the GIL)."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 from conftest import (
@@ -21,6 +19,7 @@ from conftest import (
     ref_pinball,
     ref_pseudo_huber,
     ref_smooth_l1,
+    run_concurrently,
     split_grad,
 )
 
@@ -199,25 +198,7 @@ def test_two_python_threads_get_correct_results(big_pair):
     }
     with fastloss.use_backend("cpp"):
         want = {k: fn() for k, fn in jobs.items()}
-        results: dict[str, list] = {k: [] for k in jobs}
-        errors: list[BaseException] = []
-        barrier = threading.Barrier(len(jobs))
-
-        def worker(name):
-            try:
-                barrier.wait(timeout=60)
-                for _ in range(3):
-                    results[name].append(jobs[name]())
-            except BaseException as e:  # reported below
-                errors.append(e)
-
-        threads = [threading.Thread(target=worker, args=(k,)) for k in jobs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=300)
-        assert not any(t.is_alive() for t in threads)
-    assert not errors, errors
+        results = run_concurrently(jobs)
     for name, runs in results.items():
         assert len(runs) == 3
         for value, grad in runs:

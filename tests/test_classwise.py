@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from conftest import DTYPES, HAVE_CORE, REDUCTIONS, fd_grad, optional_module
+from conftest import DTYPES, HAVE_CORE, REDUCTIONS, fd_grad, hypothesis_settings, optional_module
 
 import fastloss
 
@@ -903,15 +903,7 @@ if hypothesis is None or hnp is None:
 
 else:
     st = hypothesis.strategies
-    SETTINGS = hypothesis.settings(
-        max_examples=40,
-        deadline=None,
-        database=None,
-        suppress_health_check=[
-            hypothesis.HealthCheck.too_slow,
-            hypothesis.HealthCheck.function_scoped_fixture,
-        ],
-    )
+    SETTINGS = hypothesis_settings(40)
 
     @st.composite
     def class_problems(draw, allow_prob=True):

@@ -11,14 +11,20 @@ import pytest
 import fastloss._info
 import fastloss.activations
 import fastloss.classification
+import fastloss.composite
 import fastloss.metric
 import fastloss.regression
+import fastloss.segmentation
+import fastloss.toolbox
 
 MODULES = [
     fastloss.regression,
     fastloss.classification,
     fastloss.metric,
     fastloss.activations,
+    fastloss.segmentation,
+    fastloss.composite,
+    fastloss.toolbox,
     fastloss._info,
 ]
 

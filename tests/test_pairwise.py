@@ -22,7 +22,15 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 import pytest
-from conftest import DTYPES, HAVE_CORE, REDUCTIONS, fd_grad, optional_module
+from conftest import (
+    DTYPES,
+    HAVE_CORE,
+    REDUCTIONS,
+    fd_grad,
+    hypothesis_settings,
+    optional_module,
+    run_concurrently,
+)
 
 import fastloss
 
@@ -2333,15 +2341,7 @@ if hypothesis is None or hnp is None:
 
 else:
     st = hypothesis.strategies
-    SETTINGS = hypothesis.settings(
-        max_examples=25,
-        deadline=None,
-        database=None,
-        suppress_health_check=[
-            hypothesis.HealthCheck.too_slow,
-            hypothesis.HealthCheck.function_scoped_fixture,
-        ],
-    )
+    SETTINGS = hypothesis_settings(25)
     # away from 0 (no underflow of |x|^2 in float32) but including exact zeros
     _LO = float(np.float32(0.01))
     ELEMENTS = st.one_of(st.just(0.0), st.floats(_LO, 100.0, width=32), st.floats(-100.0, -_LO, width=32))
@@ -2464,31 +2464,12 @@ def test_bitwise_identical_for_more_thread_counts(core, threads):
 
 @pytest.mark.cpp_only
 def test_two_python_threads_get_correct_results(core):
-    import threading
-
     rng = np.random.default_rng(_seed("python-threads"))
     x = rng.normal(size=(500, 24))
     labels = rng.integers(0, 7, 500)
-    jobs = _pair_jobs(x, labels)
+    jobs = {k: (lambda fn=fn: _flat_bits(fn())) for k, fn in _pair_jobs(x, labels).items()}
     with fastloss.use_backend("cpp"):
-        want = {k: _flat_bits(fn()) for k, fn in jobs.items()}
-        results: dict = {k: [] for k in jobs}
-        errors: list = []
-        barrier = threading.Barrier(len(jobs))
-
-        def worker(name):
-            try:
-                barrier.wait(timeout=60)
-                for _ in range(3):
-                    results[name].append(_flat_bits(jobs[name]()))
-            except BaseException as e:  # reported below
-                errors.append(e)
-
-        threads = [threading.Thread(target=worker, args=(k,)) for k in jobs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=300)
-    assert not errors, errors
+        want = {k: fn() for k, fn in jobs.items()}
+        results = run_concurrently(jobs)
     for name, runs in results.items():
         assert len(runs) == 3 and all(r == want[name] for r in runs), name

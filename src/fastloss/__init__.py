@@ -22,6 +22,7 @@ from fastloss.classification import (
     sigmoid_focal_loss,
     softmax_focal_loss,
 )
+from fastloss.composite import Composite, CompositeResult, l1_penalty, l2_penalty
 from fastloss.metric import (
     arcface_loss,
     batch_hard_triplet_loss,
@@ -38,9 +39,21 @@ from fastloss.metric import (
     triplet_margin_loss,
 )
 from fastloss.regression import huber, log_cosh, mae, mse, pinball, pseudo_huber, rmse, smooth_l1
+from fastloss.segmentation import dice_loss, jaccard_loss, tversky_loss
+from fastloss.toolbox import (
+    flow_matching_loss,
+    gram_matrix,
+    graph_matching_loss,
+    perceptual_loss,
+    prior_preservation_loss,
+    style_loss,
+    temporal_consistency_loss,
+)
 
 __all__ = [
     "__version__",
+    "Composite",
+    "CompositeResult",
     "arcface_loss",
     "batch_hard_triplet_loss",
     "binary_cross_entropy",
@@ -48,15 +61,22 @@ __all__ = [
     "contrastive_loss",
     "cosine_embedding_loss",
     "cross_entropy",
+    "dice_loss",
+    "flow_matching_loss",
     "ge2e_loss",
     "get_backend",
     "get_num_threads",
+    "gram_matrix",
+    "graph_matching_loss",
     "hinge",
     "huber",
     "info",
     "info_nce",
+    "jaccard_loss",
     "kl_div",
     "kmeans_inertia",
+    "l1_penalty",
+    "l2_penalty",
     "log_cosh",
     "log_softmax",
     "logsumexp",
@@ -70,8 +90,10 @@ __all__ = [
     "num_threads",
     "pairwise_contrastive_loss",
     "pairwise_distances",
+    "perceptual_loss",
     "pinball",
     "poly1_cross_entropy",
+    "prior_preservation_loss",
     "pseudo_huber",
     "rmse",
     "set_backend",
@@ -81,6 +103,9 @@ __all__ = [
     "smooth_l1",
     "softmax",
     "softmax_focal_loss",
+    "style_loss",
+    "temporal_consistency_loss",
     "triplet_margin_loss",
+    "tversky_loss",
     "use_backend",
 ]
