@@ -112,7 +112,7 @@ def run_bench(
                 med = _median_interleaved(fns, repeats, settle=0.1 if case.flops else 0.01)
             if np_time is None:
                 np_time = med.pop("numpy")
-            probes.setdefault((n, dt, nt, roof), []).extend(med.pop("probe_all"))
+            probes.setdefault((probe_a.size, dt, nt, roof), []).extend(med.pop("probe_all"))
             rows.append(
                 {
                     "loss": loss,
@@ -134,7 +134,7 @@ def run_bench(
     # One roof per (size, dtype, threads): the median of every probe run of that configuration, so that
     # a noisy moment does not move one row's percentage.
     for r in rows:
-        t = statistics.median(probes[(r["n"], r["dtype"], r["threads"], r["roof"])])
+        t = statistics.median(probes[(r["size"], r["dtype"], r["threads"], r["roof"])])
         if r["roof"] == "fma":
             r["roof_gflops"] = (
                 _backend._core.fma_probe(r["dtype"] == "float32", FMA_ITERS, 1) * r["threads"] / t / 1e9

@@ -8,6 +8,7 @@ their gradient is one more pass.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ def _prepare(func: str, pred: Any, target: Any, activation: object):
     t = _validate.as_array(target, "target")
     B, C = p.shape[:2]
     spatial = p.shape[2:]
-    S = int(np.prod(spatial))
+    S = math.prod(spatial)
     if t.shape == p.shape:
         dtype = _validate.compute_dtype(p, t)
         dense = np.ascontiguousarray(t, dtype=dtype).reshape(B, C, S)
@@ -109,9 +110,9 @@ def _overlap(
     if code == 0:
         value = f.astype(dtype)
     elif code == 1:
-        value = dtype.type(np.sum(f))
+        value = dtype.type(f.sum())
     else:
-        value = dtype.type(np.mean(f) if f.size else np.nan)
+        value = dtype.type(f.sum() / f.size if f.size else np.nan)
     if not return_grad:
         return value
     w = 1.0 / f.size if code == 2 and f.size else 1.0
