@@ -88,6 +88,31 @@ def _require(name: str):
     return mod
 
 
+# Memory layouts every input handling test runs through.
+LAYOUTS = ["fortran", "strided", "reversed", "readonly"]
+
+
+def relayout(a, kind: str):
+    """A view of a copy of `a` with the same values and another memory layout."""
+    if not isinstance(a, np.ndarray) or a.ndim == 0:
+        return a
+    if kind == "fortran":
+        return np.asfortranarray(a)
+    if kind == "strided":
+        big = np.zeros(tuple(2 * s + 1 for s in a.shape), dtype=a.dtype)
+        idx = tuple(slice(1, None, 2) for _ in a.shape)
+        big[idx] = a
+        return big[idx]
+    if kind == "reversed":
+        idx = tuple(slice(None, None, -1) for _ in a.shape)
+        return a[idx].copy()[idx]
+    if kind == "readonly":
+        b = a.copy()
+        b.setflags(write=False)
+        return b
+    raise KeyError(kind)
+
+
 def hypothesis_settings(max_examples: int):
     """The suite's hypothesis settings: no deadline (shared machines), no example database, and no
     health checks against slow data or function-scoped fixtures (the backend fixture is one)."""

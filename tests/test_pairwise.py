@@ -25,10 +25,12 @@ import pytest
 from conftest import (
     DTYPES,
     HAVE_CORE,
+    LAYOUTS,
     REDUCTIONS,
     fd_grad,
     hypothesis_settings,
     optional_module,
+    relayout,
     run_concurrently,
 )
 
@@ -1136,30 +1138,6 @@ def test_pairwise_distances_nan_propagates(backend):
         assert not np.isnan(got[np.ix_([0, 1, 3], [1, 2, 3, 4])]).any(), metric
         if metric != "cosine":
             assert np.isinf(got[[0, 1, 3], 0]).all(), metric
-
-
-LAYOUTS = ["fortran", "strided", "reversed", "readonly"]
-
-
-def relayout(a, kind: str):
-    """A view of a copy of `a` with the same values and another memory layout."""
-    if not isinstance(a, np.ndarray) or a.ndim == 0:
-        return a
-    if kind == "fortran":
-        return np.asfortranarray(a)
-    if kind == "strided":
-        big = np.zeros(tuple(2 * s + 1 for s in a.shape), dtype=a.dtype)
-        idx = tuple(slice(1, None, 2) for _ in a.shape)
-        big[idx] = a
-        return big[idx]
-    if kind == "reversed":
-        idx = tuple(slice(None, None, -1) for _ in a.shape)
-        return a[idx].copy()[idx]
-    if kind == "readonly":
-        b = a.copy()
-        b.setflags(write=False)
-        return b
-    raise KeyError(kind)
 
 
 @pytest.mark.parametrize("kind", LAYOUTS)
