@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -86,6 +87,28 @@ def _require(name: str):
     if mod is None:
         pytest.skip(f"{name} is not importable")
     return mod
+
+
+def seed_of(*parts) -> int:
+    """A stable seed from a test's parameters."""
+    return zlib.crc32(repr(parts).encode())
+
+
+def f64(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+def scale_of(a) -> float:
+    a = f64(a)
+    a = a[np.isfinite(a)]
+    return float(np.max(np.abs(a), initial=0.0))
+
+
+def assert_close(got, want, rtol, atol=0.0, what=""):
+    """Same shape, and equal within rtol/atol in float64 (NaN equals NaN)."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != expected {want.shape}"
+    np.testing.assert_allclose(f64(got), f64(want), rtol=rtol, atol=atol, equal_nan=True, err_msg=what)
 
 
 # Memory layouts every input handling test runs through.

@@ -16,7 +16,6 @@ inputs are never modified; NaN propagates; bitwise determinism across thread cou
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
@@ -27,11 +26,17 @@ from conftest import (
     HAVE_CORE,
     LAYOUTS,
     REDUCTIONS,
+    assert_close,
+    f64,
     fd_grad,
     hypothesis_settings,
     optional_module,
     relayout,
     run_concurrently,
+    scale_of,
+)
+from conftest import (
+    seed_of as _seed,
 )
 
 import fastloss
@@ -46,26 +51,6 @@ SCIPY_METRIC = {
     "manhattan": "cityblock",
 }
 EPS_NORM = 1e-12  # torch.nn.functional.normalize's eps
-
-
-def _seed(*parts) -> int:
-    return zlib.crc32(repr(parts).encode())
-
-
-def f64(a) -> np.ndarray:
-    return np.asarray(a, dtype=np.float64)
-
-
-def scale_of(a) -> float:
-    a = f64(a)
-    a = a[np.isfinite(a)]
-    return float(np.max(np.abs(a), initial=0.0))
-
-
-def assert_close(got, want, rtol, atol=0.0, what=""):
-    got, want = np.asarray(got), np.asarray(want)
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != expected {want.shape}"
-    np.testing.assert_allclose(f64(got), f64(want), rtol=rtol, atol=atol, equal_nan=True, err_msg=what)
 
 
 # --------------------------------------------------------------------------------------------------

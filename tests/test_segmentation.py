@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import warnings
-import zlib
 
 import numpy as np
 import pytest
@@ -29,11 +28,17 @@ from conftest import (
     HAVE_CORE,
     LAYOUTS,
     REDUCTIONS,
+    assert_close,
+    f64,
     fd_grad,
     hypothesis_settings,
     optional_module,
     relayout,
     run_concurrently,
+    scale_of,
+)
+from conftest import (
+    seed_of as _seed,
 )
 
 import fastloss
@@ -56,26 +61,6 @@ DEFAULTS = {
     "alpha": 0.5,
     "beta": 0.5,
 }
-
-
-def _seed(*parts) -> int:
-    return zlib.crc32(repr(parts).encode())
-
-
-def f64(a) -> np.ndarray:
-    return np.asarray(a, dtype=np.float64)
-
-
-def scale_of(a) -> float:
-    a = f64(a)
-    a = a[np.isfinite(a)]
-    return float(np.max(np.abs(a), initial=0.0))
-
-
-def assert_close(got, want, rtol, atol=0.0, what=""):
-    got, want = np.asarray(got), np.asarray(want)
-    assert got.shape == want.shape, f"{what}: shape {got.shape} != expected {want.shape}"
-    np.testing.assert_allclose(f64(got), f64(want), rtol=rtol, atol=atol, equal_nan=True, err_msg=what)
 
 
 def loss_fn(kind: str):
