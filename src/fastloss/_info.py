@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 from importlib import metadata
 from typing import Any
 
@@ -15,8 +17,19 @@ except metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def info() -> dict[str, Any]:
-    """Version, backend, compiler, OpenMP runtime, thread count and SIMD level, as a dict.
+    """Version, backend, compiler, OpenMP runtime, thread count, SIMD level and CPU, as a dict.
 
     >>> import fastloss
     >>> sorted(fastloss.info())[:3]
@@ -29,6 +42,8 @@ def info() -> dict[str, Any]:
         "compiled": core is not None,
         "numpy": np.__version__,
         "threads": _backend.get_num_threads(),
+        "cpu": _cpu_model(),
+        "cpus": os.cpu_count(),
     }
     if core is not None:
         b = core.build_info()

@@ -1,9 +1,10 @@
-"""The ``fastloss`` command: ``fastloss info`` and ``fastloss bench``."""
+"""The ``fastloss`` command: ``fastloss info``, ``fastloss bench`` and ``fastloss eval``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -12,41 +13,68 @@ from typing import Any, Callable
 import numpy as np
 
 import fastloss
-from fastloss import _backend, _benchcases
+from fastloss import _backend, _benchcases, _eval, _plot
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    for k, v in fastloss.info().items():
-        print(f"{k:12s} {v}")
+    info = fastloss.info()
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    for k, v in info.items():
+        print(f"{k:12s} {', '.join(map(str, v)) if isinstance(v, list) else v}")
     return 0
 
 
-def _time_once(fn: Callable[[], Any]) -> float:
+def _time_batch(fn: Callable[[], Any], number: int) -> float:
+    """Seconds per call of `number` back-to-back calls."""
     t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
+
+
+# Each timed sample is at least this long: fast calls are repeated back to back, as in a training loop,
+# so that waking idle threads and cores (0.1-0.3 ms on a VM after a pause) is not charged to every call.
+MIN_SAMPLE_S = 0.01
+
+
+def _calls_per_sample(fn: Callable[[], Any]) -> int:
+    """Warm fn up and return how many back-to-back calls make a sample of MIN_SAMPLE_S."""
+    t = _time_batch(fn, 1)  # the first call pays page faults and lazy initialisation
+    if t < MIN_SAMPLE_S:
+        t = _time_batch(fn, 1)
+    return max(1, min(10_000, math.ceil(MIN_SAMPLE_S / max(t, 1e-7))))
 
 
 def _median_interleaved(
-    fns: dict[str, Callable[[], Any]], repeats: int, settle: float = 0.01
+    fns: dict[str, Callable[[], Any]],
+    rounds: tuple[int, int],
+    budget: float = 0.0,
+    settle: float = 0.01,
 ) -> dict[str, Any]:
-    """Run every callable once per round, rounds interleaved, after one warm-up each; medians in s.
+    """Time every callable once per round, rounds interleaved, after a warm-up each; medians in s.
 
-    The raw probe times come back too, as "probe_all". `settle` is the pause before a round's first
-    call, after the previous round's peers.
+    A sample is the mean of enough back-to-back calls to last MIN_SAMPLE_S. rounds = (fewest, most):
+    after the fewest, rounds stop once `budget` seconds have gone by, so that a slow peer does not make
+    a case take minutes. The probe's samples come back too, as "probe_all", and the number of rounds as
+    "rounds". `settle` is the pause before a round's first call, after the previous round's peers.
     """
-    for fn in fns.values():
-        fn()
+    number = {k: _calls_per_sample(fn) for k, fn in fns.items()}
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
+    t_start = time.perf_counter()
+    for r in range(rounds[1]):
+        if r >= rounds[0] and time.perf_counter() - t_start >= budget:
+            break
         for i, (k, fn) in enumerate(fns.items()):
             # Let the previous contender's runtime settle first: OpenMP and OpenBLAS threads spin-wait
             # for a while after a call (OpenBLAS for about 2^28 cycles after a matrix product) and would
             # steal the cores from whoever runs next.
-            time.sleep(settle if i == 0 else 0.01)
-            times[k].append(_time_once(fn))
+            time.sleep(settle if i == 0 else 0.002)
+            times[k].append(_time_batch(fn, number[k]))
     med: dict[str, Any] = {k: statistics.median(v) for k, v in times.items()}
     med["probe_all"] = times.get("probe", [])
+    med["rounds"] = len(times["fastloss"])
     return med
 
 
@@ -66,9 +94,18 @@ FMA_ITERS = 2_000_000
 
 
 def run_bench(
-    losses: list[str], sizes: list[int], dtypes: list[str], threads: list[int], repeats: int
+    losses: list[str],
+    sizes: list[int],
+    dtypes: list[str],
+    threads: list[int],
+    rounds: tuple[int, int],
+    budget: float = 0.0,
 ) -> dict[str, Any]:
-    """Time every case against NumPy (and PyTorch/scikit-learn where importable), in one process."""
+    """Time every case against NumPy (and PyTorch/scikit-learn where importable), in one process.
+
+    Each case runs `rounds` = (fewest, most) interleaved rounds, stopping after the fewest once `budget`
+    seconds have gone by.
+    """
     if _backend._core is None:
         raise SystemExit("fastloss bench needs the compiled backend (fastloss._core is missing)")
     rows = []
@@ -109,7 +146,7 @@ def run_bench(
                     fns["torch"] = case.torch(nt)
                 if case.sklearn is not None:
                     fns["sklearn"] = case.sklearn(nt)
-                med = _median_interleaved(fns, repeats, settle=0.1 if case.flops else 0.01)
+                med = _median_interleaved(fns, rounds, budget, settle=0.1 if case.flops else 0.01)
             if np_time is None:
                 np_time = med.pop("numpy")
             probes.setdefault((probe_a.size, dt, nt, roof), []).extend(med.pop("probe_all"))
@@ -128,6 +165,7 @@ def run_bench(
                     "gbs": case.nbytes / med["fastloss"] / 1e9,
                     "gflops": case.flops / med["fastloss"] / 1e9 if case.flops else None,
                     "roof": roof,
+                    "rounds": med["rounds"],
                 }
             )
     _progress(total, total, "")
@@ -144,7 +182,7 @@ def run_bench(
             probe_bytes = 2 * r["size"] * np.dtype(r["dtype"]).itemsize
             r["roof_gbs"] = probe_bytes / t / 1e9
             r["roof_pct"] = 100.0 * r["gbs"] / r["roof_gbs"]
-    return {"info": fastloss.info(), "repeats": repeats, "rows": rows}
+    return {"info": fastloss.info(), "rounds": list(rounds), "budget_s": budget, "rows": rows}
 
 
 def _fmt(v: float | None, spec: str = ".2f") -> str:
@@ -155,8 +193,9 @@ def print_table(result: dict[str, Any]) -> None:
     info = result["info"]
     print(
         f"fastloss {info['version']} ({info['simd']}, {info['compiler']}), numpy {info['numpy']}; "
-        f"median of {result['repeats']} interleaved runs, times in ms"
+        f"median of {_rounds_text(result['rows'])} interleaved runs per case, times in ms"
     )
+    print(_roofs_text(result["rows"]))
     hdr = (
         "loss",
         "n",
@@ -191,49 +230,131 @@ def print_table(result: dict[str, Any]) -> None:
     )
 
 
+def _rounds_text(rows: list[dict[str, Any]]) -> str:
+    lo, hi = min(r["rounds"] for r in rows), max(r["rounds"] for r in rows)
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+def _roofs_text(rows: list[dict[str, Any]]) -> str:
+    """The machine's roofs measured in this run, per dtype and thread count."""
+    parts = []
+    for nt in sorted({r["threads"] for r in rows}):
+        for dt in sorted({r["dtype"] for r in rows}):
+            sel = [r for r in rows if r["threads"] == nt and r["dtype"] == dt]
+            read = sorted({round(r["roof_gbs"], 1) for r in sel if r["roof"] == "read"})
+            fma = sorted({round(r["roof_gflops"]) for r in sel if r["roof"] == "fma"})
+            txt = f"{dt}, {nt} thr:"
+            if read:
+                txt += f" read {read[0]:.1f}" + (f"-{read[-1]:.1f}" if len(read) > 1 else "") + " GB/s"
+            if fma:
+                txt += f" FMA {statistics.median(fma):.0f} GFLOP/s"
+            parts.append(txt)
+    return "roofs measured in this run: " + "; ".join(parts)
+
+
 def _rate(r: dict[str, Any]) -> str:
     return f"{r['gflops']:.0f}F" if r.get("gflops") else f"{r['gbs']:.1f}"
 
 
+# The default run: every case at DEFAULT_SIZE, both dtypes, about a minute on 2 cores.
+DEFAULT_SIZE = 1_000_000
+QUICK_SIZE = 100_000
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
+    known = _benchcases.NAMES + _benchcases.EXTRA
     losses = args.loss or list(_benchcases.NAMES)
-    for name in losses:
-        if name not in _benchcases.NAMES + _benchcases.EXTRA:
-            print(
-                f"fastloss bench: unknown loss {name!r}; "
-                f"known: {', '.join(_benchcases.NAMES + _benchcases.EXTRA)}",
-                file=sys.stderr,
-            )
-            return 2
-    sizes = args.size or ([100_000] if args.quick else [10_000_000])
+    if losses == ["all"]:
+        losses = list(known)
+    unknown = [name for name in losses if name not in known]
+    if unknown:
+        print(
+            f"fastloss bench: unknown loss {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(known)}, or all",
+            file=sys.stderr,
+        )
+        return 2
+    if args.plot and not _plot.available():
+        print('fastloss bench: --plot needs matplotlib: pip install "fastloss[bench]"', file=sys.stderr)
+        return 2
+    for path in (args.json, args.plot):  # fail now, not after minutes of timing
+        if path:
+            try:
+                open(path, "a").close()
+            except OSError as e:
+                print(f"fastloss bench: cannot write {path}: {e.strerror}", file=sys.stderr)
+                return 1
+    sizes = args.size or [QUICK_SIZE if args.quick else DEFAULT_SIZE]
     dtypes = args.dtype or ["float64", "float32"]
     threads = args.threads or [_backend.get_num_threads()]
-    repeats = args.repeats or (3 if args.quick else 5)
-    result = run_bench(losses, sizes, dtypes, threads, repeats)
+    if args.repeats:  # exactly R rounds
+        rounds, budget = (args.repeats, args.repeats), 0.0
+    else:  # 3 to 5 rounds: no more once a case has taken `budget` seconds
+        rounds, budget = ((3, 3) if args.quick else (3, 5)), args.budget
+    result = run_bench(losses, sizes, dtypes, threads, rounds, budget)
     print_table(result)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
+    if args.plot:
+        _plot.plot(result, args.plot)
+        print(f"plot written to {args.plot}")
     return 0
 
 
 def _positive_int(s: str) -> int:
-    v = int(float(s))  # accepts 1e7
+    try:
+        v = int(float(s))  # accepts 1e7
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {s}")
+    return v
+
+
+def _seconds(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
     return v
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastloss", description=fastloss.__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    pi = sub.add_parser("info", help="version, backend, compiler, OpenMP, threads, SIMD level")
+    pi = sub.add_parser("info", help="version, backend, compiler, OpenMP, threads, SIMD level, CPU")
+    pi.add_argument("--json", action="store_true", help="print a JSON object")
     pi.set_defaults(func=_cmd_info)
-    pb = sub.add_parser("bench", help="time the losses against NumPy (and PyTorch/scikit-learn)")
-    pb.add_argument("--quick", action="store_true", help="small sizes, few repeats")
-    pb.add_argument("--loss", nargs="+", metavar="NAME", help="losses to run (default: all)")
-    pb.add_argument("--size", nargs="+", type=_positive_int, metavar="N", help="element counts")
-    pb.add_argument("--dtype", nargs="+", choices=["float32", "float64"])
+    pb = sub.add_parser(
+        "bench",
+        help="time the losses against NumPy (and PyTorch/scikit-learn)",
+        description=(
+            "Time every loss (or the ones named) on synthetic data against idiomatic NumPy, and against "
+            "PyTorch and scikit-learn when importable, in one process with the contenders interleaved; "
+            "the machine's read bandwidth and FMA peak are measured in the same run. Without arguments: "
+            f"every case at n = {DEFAULT_SIZE:.0e}, float64 and float32, all threads (about a minute on "
+            "2 cores). Cases: " + ", ".join(_benchcases.NAMES + _benchcases.EXTRA) + "."
+        ),
+    )
+    pb.add_argument("--quick", action="store_true", help=f"n = {QUICK_SIZE:.0e} and 3 rounds: a smoke test")
+    pb.add_argument(
+        "--loss",
+        nargs="+",
+        metavar="NAME",
+        help="cases to run (default: all but the large extras; all: every one)",
+    )
+    pb.add_argument(
+        "--size",
+        nargs="+",
+        type=_positive_int,
+        metavar="N",
+        help="problem sizes: elements per input, or about N^2 pairs for the pairwise cases "
+        f"(default {DEFAULT_SIZE:.0e})",
+    )
+    pb.add_argument("--dtype", nargs="+", choices=["float32", "float64"], help="default: both")
     pb.add_argument(
         "--threads",
         nargs="+",
@@ -241,9 +362,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="thread counts to time (default: all threads)",
     )
-    pb.add_argument("--repeats", type=_positive_int, metavar="R", help="timed runs per case")
+    pb.add_argument(
+        "--repeats", type=_positive_int, metavar="R", help="exactly R timed rounds per case (default 3 to 5)"
+    )
+    pb.add_argument(
+        "--budget",
+        type=_seconds,
+        default=0.5,
+        metavar="S",
+        help="without --repeats: no round after the third once a case has run S seconds (default 0.5)",
+    )
     pb.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    pb.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help='also draw speed-ups and time against size (needs "fastloss[bench]")',
+    )
     pb.set_defaults(func=_cmd_bench)
+    _eval.add_parser(sub, _positive_int)
     return p
 
 
