@@ -57,6 +57,8 @@ struct Row {
   double inv_sum;      // ... and 1 / sum_c e_c: softmax(x)_c = e_c inv_sum
   const double* cw;    // class weights, or null
   double W;            // sum of class weights (C without weights)
+  double xy;           // x[y], read straight from the input (kIndexTarget); x itself is unset when
+                       // the functor does not read whole rows (!kReadsRow)
 };
 
 namespace detail {
@@ -189,7 +191,8 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
       in_place = a.inner == 1;
       if (in_place) rows_x = a.x + p0 * C;
     }
-    if (!in_place) gather(a.x, buf);
+    // Rows are gathered when the functor reads them, or for a gradient or row output.
+    if (!in_place && (F::kReadsRow || gbuf)) gather(a.x, buf);
     if constexpr (F::kProbTarget) {
       gather(a.target_prob, tbuf);
       // Target probabilities must lie in [0, 1] (NaN passes and propagates).
@@ -206,7 +209,7 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
     double sum = 0.0, wsum = 0.0;
     for (std::size_t j = 0; j < m; ++j) {
       const std::size_t p = p0 + j;
-      Row row{rows_x + j * C, F::kProbTarget ? tbuf + j * C : nullptr, -1, C, 0.0, 0.0, ebuf, 0.0, cwp, W};
+      Row row{rows_x + j * C, F::kProbTarget ? tbuf + j * C : nullptr, -1, C, 0.0, 0.0, ebuf, 0.0, cwp, W, 0.0};
       double* g = gbuf ? gbuf + j * C : nullptr;
       if constexpr (F::kIndexTarget) {
         row.y = a.target[p];
@@ -220,6 +223,7 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
           if (F::kLoss && a.out) a.out[p] = T(0);
           continue;
         }
+        row.xy = static_cast<double>(a.x[offset(p) + static_cast<std::size_t>(row.y) * a.inner]);
       }
       if constexpr (F::kNeedsLse) row.log_sum = detail::row_lse(row.x, C, ebuf, row.shift, row.inv_sum);
       const double l = f(row, g);
@@ -256,6 +260,8 @@ struct RowBase {
   static constexpr bool kIndexTarget = false;
   static constexpr bool kProbTarget = false;
   static constexpr bool kNeedsLse = true;
+  // Reads the whole row of scores; false: only x[y] (Row::xy), so a value-only call never gathers rows.
+  static constexpr bool kReadsRow = true;
   // The mean divides by the sum of w_y over the counted positions (torch's cross_entropy, nll_loss);
   // false: by the number of counted positions (torch's multi_margin_loss, focal and poly losses).
   static constexpr bool kMeanByClassWeight = true;
@@ -324,6 +330,7 @@ struct CrossEntropyProb : RowBase {
 struct Nll : RowBase {
   static constexpr bool kIndexTarget = true;
   static constexpr bool kNeedsLse = false;
+  static constexpr bool kReadsRow = false;
   explicit Nll(const double*) {}
   double operator()(const Row& r, double* g) const {
     const std::size_t y = static_cast<std::size_t>(r.y);
@@ -332,7 +339,7 @@ struct Nll : RowBase {
       for (std::size_t c = 0; c < r.C; ++c) g[c] = 0.0;
       g[y] = -wy;
     }
-    return -wy * r.x[y];
+    return -wy * r.xy;
   }
 };
 
