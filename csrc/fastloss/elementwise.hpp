@@ -287,11 +287,19 @@ struct KlDivLogTarget : PairLoss {
 };
 
 // The logistic function as an elementwise map: l = sigmoid(a) (b is ignored); dl/da = s (1 - s)
+// (float32 inputs compute in float32: a map has no sum to protect, and the result is float32 anyway.)
 struct Sigmoid : PairLoss {
+  static constexpr bool kFloatCompute = true;
+  static constexpr bool kStaged = true;
   explicit Sigmoid(const double*) {}
-  FASTLOSS_INLINE Eval operator()(double x, double, double) const {
-    const math::Logistic<double> s = math::logistic(x, math::exp_neg_abs(x));
-    return {s.sigmoid_pos, s.sigmoid_pos * s.sigmoid_neg, 0.0};
+  template <class V>
+  FASTLOSS_INLINE V stage(V x, V, V) const { return math::exp_neg_abs(x); }
+  template <class V>
+  FASTLOSS_INLINE EvalT<V> operator()(V x, V b, V c) const { return (*this)(x, b, c, math::exp_neg_abs(x)); }
+  template <class V>
+  FASTLOSS_INLINE EvalT<V> operator()(V x, V, V, V e) const {
+    const math::Logistic<V> s = math::logistic(x, e);
+    return {s.sigmoid_pos, s.sigmoid_pos * s.sigmoid_neg, V(0)};
   }
 };
 

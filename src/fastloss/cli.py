@@ -211,13 +211,13 @@ def print_table(result: dict[str, Any]) -> None:
         "% roof",
     )
     print(
-        f"{hdr[0]:22s}{hdr[1]:>10s} {hdr[2]:>8s}{hdr[3]:>4s}{hdr[4]:>10s}{hdr[5]:>10s}{hdr[6]:>9s}"
+        f"{hdr[0]:26s}{hdr[1]:>10s} {hdr[2]:>8s}{hdr[3]:>4s}{hdr[4]:>10s}{hdr[5]:>10s}{hdr[6]:>9s}"
         f"{hdr[7]:>10s}{hdr[8]:>9s}{hdr[9]:>10s}{hdr[10]:>8s}{hdr[11]:>8s}"
     )
     for r in result["rows"]:
         xt = r["torch_ms"] / r["fastloss_ms"] if r["torch_ms"] else None
         print(
-            f"{r['loss']:22s}{r['n']:>10d} {r['dtype']:>8s}{r['threads']:>4d}"
+            f"{r['loss']:26s}{r['n']:>10d} {r['dtype']:>8s}{r['threads']:>4d}"
             f"{r['fastloss_ms']:>10.3f}{r['numpy_ms']:>10.2f}{r['speedup_numpy']:>9.1f}"
             f"{_fmt(r['torch_ms']):>10s}{_fmt(xt, '.1f'):>9s}{_fmt(r['sklearn_ms']):>10s}"
             f"{_rate(r):>8s}{r['roof_pct']:>8.0f}"
