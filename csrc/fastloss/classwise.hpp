@@ -97,6 +97,117 @@ FASTLOSS_INLINE double row_lse(const double* x, std::size_t C, double* e, double
 
 }  // namespace detail
 
+inline constexpr std::size_t kMaxTilePositions = 256;
+
+struct Partial2 {
+  double sum = 0.0, wsum = 0.0;
+  std::ptrdiff_t bad = -1;
+};
+
+// Cross-entropy over the positions [p0, p0 + m) of a channel-first map (inner > 1), vectorized across
+// positions instead of along the short rows: each pass reads the C channel planes of a run of positions
+// contiguously. Same formulas as row_lse and CrossEntropy, so value and gradient agree with the row
+// path to rounding; the value does not depend on whether the gradient is asked for. e (C x m) goes to
+// ebuf for the gradient.
+template <class F, class T, class Valid, class Ignored, class PosWeight>
+Partial2 ce_columns(const F& f, const ClasswiseArgs<T>& a, std::size_t p0, std::size_t m, std::size_t C,
+                    const double* cwp, double W, double* ebuf, double gscale, const Valid& valid,
+                    const Ignored& ignored, const PosWeight& pos_weight) {
+  Partial2 r;
+  const std::size_t inner = a.inner;
+  const double eps = f.eps, k = eps / static_cast<double>(C);
+  double mx[kMaxTilePositions], sh[kMaxTilePositions], s[kMaxTilePositions], others[kMaxTilePositions],
+      copies[kMaxTilePositions], wd[kMaxTilePositions], amul[kMaxTilePositions];
+  // Runs of positions within one batch item: [j0, j0 + len) starts at x + base.
+  for (std::size_t j0 = 0; j0 < m;) {
+    const std::size_t p = p0 + j0, n = p / inner, s0 = p % inner;
+    const std::size_t len = m - j0 < inner - s0 ? m - j0 : inner - s0;
+    const std::size_t base = n * C * inner + s0;
+    for (std::size_t i = 0; i < len; ++i) mx[j0 + i] = -math::kInf;
+    for (std::size_t c = 0; c < C; ++c) {
+      const T* xc = a.x + base + c * inner;
+      double* mj = mx + j0;
+#pragma omp simd
+      for (std::size_t i = 0; i < len; ++i) {
+        const double v = static_cast<double>(xc[i]);
+        mj[i] = v > mj[i] ? v : mj[i];  // skips NaN, as row_max
+      }
+    }
+    for (std::size_t i = j0; i < j0 + len; ++i) {
+      sh[i] = (mx[i] > -math::kInf && mx[i] < math::kInf) ? mx[i] : 0.0;
+      s[i] = others[i] = copies[i] = wd[i] = 0.0;
+    }
+    for (std::size_t c = 0; c < C; ++c) {
+      const T* xc = a.x + base + c * inner;
+      double* ec = ebuf + c * m + j0;
+      const double wc = cwp ? cwp[c] : 1.0;
+      double *mj = mx + j0, *shj = sh + j0, *sj = s + j0, *oj = others + j0, *cj = copies + j0, *wdj = wd + j0;
+#pragma omp simd
+      for (std::size_t i = 0; i < len; ++i) {
+        const double v = static_cast<double>(xc[i]);
+        const double e = math::exp(v - shj[i]);
+        ec[i] = e;
+        sj[i] += e;
+        const bool at_max = v == mj[i];
+        oj[i] += at_max ? 0.0 : e;
+        cj[i] += at_max ? 1.0 : 0.0;
+        wdj[i] += wc * (shj[i] - v);
+      }
+    }
+    for (std::size_t i = 0; i < len; ++i) {
+      const std::size_t j = j0 + i, pj = p0 + j;
+      amul[j] = 0.0;
+      const std::int64_t y = a.target[pj];
+      if (!valid(y)) {
+        if (r.bad < 0) r.bad = static_cast<std::ptrdiff_t>(pj);
+        continue;
+      }
+      if (ignored(y)) {
+        if (a.out) a.out[pj] = T(0);
+        continue;
+      }
+      const bool finite = mx[j] > -math::kInf && mx[j] < math::kInf;
+      const double log_sum = finite ? math::log1p(others[j] + (copies[j] - 1.0)) : math::log(s[j]);
+      const std::size_t yc = static_cast<std::size_t>(y);
+      const double wy = cwp ? cwp[yc] : 1.0;
+      const double xy = static_cast<double>(a.x[base + yc * inner + i]);
+      const double nll = (sh[j] - xy) + log_sum;
+      const double l = (1.0 - eps) * wy * nll + (eps != 0.0 ? k * (W * log_sum + wd[j]) : 0.0);
+      r.sum += l;
+      r.wsum += pos_weight(pj);
+      if (a.out) a.out[pj] = static_cast<T>(l);
+      // the gradient's factor of p_c; s becomes 1 / sum e (NaN for a +inf score, as row_lse)
+      amul[j] = (1.0 - eps) * wy + k * W;
+      s[j] = mx[j] == math::kInf ? math::kNaN : 1.0 / s[j];
+    }
+    if (a.grad) {
+      for (std::size_t c = 0; c < C; ++c) {
+        T* gc = a.grad + base + c * inner;
+        const double* ec = ebuf + c * m + j0;
+        const double kw = k * (cwp ? cwp[c] : 1.0);
+        const double *aj = amul + j0, *ij = s + j0;
+#pragma omp simd
+        for (std::size_t i = 0; i < len; ++i) gc[i] = static_cast<T>(gscale * (aj[i] * (ec[i] * ij[i]) - kw));
+      }
+      for (std::size_t i = 0; i < len; ++i) {
+        const std::size_t j = j0 + i;
+        const std::int64_t y = a.target[p0 + j];
+        if (!valid(y)) continue;
+        if (ignored(y)) {
+          for (std::size_t c = 0; c < C; ++c) a.grad[base + c * inner + i] = T(0);
+          continue;
+        }
+        const std::size_t yc = static_cast<std::size_t>(y);
+        const double wy = cwp ? cwp[yc] : 1.0;
+        const double gy = amul[j] * (ebuf[yc * m + j] * s[j]) - k * wy;
+        a.grad[base + yc * inner + i] = static_cast<T>(gscale * (gy - (1.0 - eps) * wy));
+      }
+    }
+    j0 += len;
+  }
+  return r;
+}
+
 // Runs row functor F over every position: the reduction of its losses (with F::kLoss), its gradient,
 // and its per-position or per-row outputs.
 template <class F, class T>
@@ -117,7 +228,7 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
   const double* const cwp = a.class_weight ? cw.data() : nullptr;
 
   // Tiles of P positions, about 4096 scores each.
-  const std::size_t P = C >= 4096 ? 1 : (4096 / C < 256 ? 4096 / C : 256);
+  const std::size_t P = C >= 4096 ? 1 : (4096 / C < kMaxTilePositions ? 4096 / C : kMaxTilePositions);
   const std::size_t ntiles = (npos + P - 1) / P;
   const int nt = resolve_threads(a.num_threads, npos * C);
   auto tile_len = [&](std::size_t t) { return npos - t * P < P ? npos - t * P : P; };
@@ -166,13 +277,30 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
     double* const gbuf = (a.grad || a.rows_out) ? buf + 2 * tile : nullptr;
     double* const ebuf = buf + 3 * tile;
     // Gather the tile's rows (contiguous reads either way).
+    // Where each of the tile's positions starts in a channel-first map, computed once per tile: a
+    // 64-bit division per score made the gather of segmentation maps several times slower than the math.
+    std::size_t off[kMaxTilePositions];
+    if (a.inner != 1)
+      for (std::size_t j = 0; j < m; ++j) off[j] = offset(p0 + j);
+    if constexpr (F::kColumns) {
+      if (a.inner != 1) {
+        const Partial2 pr = ce_columns(f, a, p0, m, C, cwp, W, buf, a.reduction == Reduction::mean ? gscale : 1.0,
+                                       valid, ignored, pos_weight);
+        sums[t] = pr.sum;
+        wsums[t] = pr.wsum;
+        bad[t] = pr.bad;
+        return;
+      }
+    }
     auto gather = [&](const T* src, double* dst) {
       if (a.inner == 1) {
         const T* s = src + p0 * C;
         for (std::size_t k = 0; k < m * C; ++k) dst[k] = static_cast<double>(s[k]);
       } else {
-        for (std::size_t c = 0; c < C; ++c)
-          for (std::size_t j = 0; j < m; ++j) dst[j * C + c] = static_cast<double>(src[offset(p0 + j) + c * a.inner]);
+        for (std::size_t c = 0; c < C; ++c) {
+          const T* s = src + c * a.inner;
+          for (std::size_t j = 0; j < m; ++j) dst[j * C + c] = static_cast<double>(s[off[j]]);
+        }
       }
     };
     auto scatter = [&](const double* src, T* dst, double scale) {
@@ -180,8 +308,10 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
         T* d = dst + p0 * C;
         for (std::size_t k = 0; k < m * C; ++k) d[k] = static_cast<T>(scale * src[k]);
       } else {
-        for (std::size_t c = 0; c < C; ++c)
-          for (std::size_t j = 0; j < m; ++j) dst[offset(p0 + j) + c * a.inner] = static_cast<T>(scale * src[j * C + c]);
+        for (std::size_t c = 0; c < C; ++c) {
+          T* d = dst + c * a.inner;
+          for (std::size_t j = 0; j < m; ++j) d[off[j]] = static_cast<T>(scale * src[j * C + c]);
+        }
       }
     };
     // float64 rows that are already contiguous are read in place; anything else is copied.
@@ -223,7 +353,7 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
           if (F::kLoss && a.out) a.out[p] = T(0);
           continue;
         }
-        row.xy = static_cast<double>(a.x[offset(p) + static_cast<std::size_t>(row.y) * a.inner]);
+        row.xy = static_cast<double>(a.x[(a.inner == 1 ? p * C : off[j]) + static_cast<std::size_t>(row.y) * a.inner]);
       }
       if constexpr (F::kNeedsLse) row.log_sum = detail::row_lse(row.x, C, ebuf, row.shift, row.inv_sum);
       const double l = f(row, g);
@@ -262,6 +392,8 @@ struct RowBase {
   static constexpr bool kNeedsLse = true;
   // Reads the whole row of scores; false: only x[y] (Row::xy), so a value-only call never gathers rows.
   static constexpr bool kReadsRow = true;
+  // Has a column form for channel-first maps (inner > 1), vectorized across positions: ce_columns.
+  static constexpr bool kColumns = false;
   // The mean divides by the sum of w_y over the counted positions (torch's cross_entropy, nll_loss);
   // false: by the number of counted positions (torch's multi_margin_loss, focal and poly losses).
   static constexpr bool kMeanByClassWeight = true;
@@ -272,6 +404,7 @@ struct RowBase {
 // dl/dx_c = (1 - eps) w_y (p_c - [c = y]) + eps / C (W p_c - w_c),  p = softmax(x); lse = shift + log_sum
 struct CrossEntropy : RowBase {
   static constexpr bool kIndexTarget = true;
+  static constexpr bool kColumns = true;
   double eps;
   explicit CrossEntropy(const double* prm) : eps(prm[0]) {}
   double operator()(const Row& r, double* g) const {
