@@ -268,21 +268,26 @@ struct SigmoidFocal : PairLoss {
 // NaN there when a = -inf; the term's limit is 0); dl/da = -p. p must be >= 0.
 struct KlDiv : PairLoss {
   static constexpr bool kChecks = true;
+  static constexpr bool kFloatCompute = true;  // float32: a float32 log, summed in float64
   explicit KlDiv(const double*) {}
-  FASTLOSS_INLINE Eval operator()(double a, double p, double) const {
-    const double l = p * (math::log(p) - a);
-    return {p == 0.0 ? 0.0 : l, -p, 0.0};
+  template <class V>
+  FASTLOSS_INLINE EvalT<V> operator()(V a, V p, V) const {
+    const V l = p * (math::log(p) - a);
+    return {p == V(0) ? V(0) : l, -p, V(0)};
   }
-  FASTLOSS_INLINE bool valid(double, double p, double) const { return !(p < 0.0); }
+  template <class V>
+  FASTLOSS_INLINE bool valid(V, V p, V) const { return !(p < V(0)); }
 };
 
 // The same with the target given as log p (torch kl_div, log_target=True): l = exp(b) (b - a); dl/da = -exp(b)
 struct KlDivLogTarget : PairLoss {
+  static constexpr bool kFloatCompute = true;
   explicit KlDivLogTarget(const double*) {}
-  FASTLOSS_INLINE Eval operator()(double a, double b, double) const {
-    const double p = math::exp(b);
-    const double l = p * (b - a);
-    return {p == 0.0 ? 0.0 : l, -p, 0.0};
+  template <class V>
+  FASTLOSS_INLINE EvalT<V> operator()(V a, V b, V) const {
+    const V p = math::exp(b);
+    const V l = p * (b - a);
+    return {p == V(0) ? V(0) : l, -p, V(0)};
   }
 };
 
