@@ -540,17 +540,27 @@ struct MultiMarginWW : RowBase {
     const std::size_t C = r.C, y = static_cast<std::size_t>(r.y);
     const double k = (r.cw ? r.cw[y] : 1.0) / static_cast<double>(C);
     const double xy = r.x[y];
-    double l = 0.0, gy = 0.0;
-#pragma omp simd reduction(+ : l, gy)
+    // The value's loop is the same with or without the gradient (so is its rounding), and has no
+    // conditional store in it, which kept it from vectorizing.
+    double l = 0.0;
+#pragma omp simd reduction(+ : l)
     for (std::size_t c = 0; c < C; ++c) {
       const double v = margin - xy + r.x[c];
       const double h = (c == y || v < 0.0) ? 0.0 : v;  // NaN stays NaN
-      const double d = Power == 1 ? (h > 0.0 ? 1.0 : (h == h ? 0.0 : h)) : 2.0 * h;  // d h^p / d v
       l += Power == 1 ? h : h * h;
-      if (g) g[c] = k * d;
-      gy += d;
     }
-    if (g) g[y] = -k * gy;
+    if (g) {
+      double gy = 0.0;
+#pragma omp simd reduction(+ : gy)
+      for (std::size_t c = 0; c < C; ++c) {
+        const double v = margin - xy + r.x[c];
+        const double h = (c == y || v < 0.0) ? 0.0 : v;
+        const double d = Power == 1 ? (h > 0.0 ? 1.0 : (h == h ? 0.0 : h)) : 2.0 * h;  // d h^p / d v
+        g[c] = k * d;
+        gy += d;
+      }
+      g[y] = -k * gy;
+    }
     return k * l;
   }
 };
@@ -567,27 +577,31 @@ struct MultiMarginCS : RowBase {
   double operator()(const Row& r, double* g) const {
     const std::size_t C = r.C, y = static_cast<std::size_t>(r.y);
     const double wy = r.cw ? r.cw[y] : 1.0;
-    std::size_t jmax = C;
-    double xmax = -math::kInf;
-    bool nan = r.x[y] != r.x[y];
-    for (std::size_t c = 0; c < C; ++c) {
-      nan = nan || r.x[c] != r.x[c];
-      if (c != y && (jmax == C || r.x[c] > xmax)) {
-        xmax = r.x[c];
-        jmax = c;
-      }
-    }
     if (g)
       for (std::size_t c = 0; c < C; ++c) g[c] = 0.0;
-    if (nan) {
+    // The largest other score and a NaN count in one vectorized pass; the argmax only for the gradient.
+    double xmax = -math::kInf, nans = 0.0;
+#pragma omp simd reduction(max : xmax) reduction(+ : nans)
+    for (std::size_t c = 0; c < C; ++c) {
+      const double v = r.x[c];
+      nans += v != v ? 1.0 : 0.0;
+      xmax = (c != y && v > xmax) ? v : xmax;
+    }
+    if (nans > 0.0) {
       if (g)
         for (std::size_t c = 0; c < C; ++c) g[c] = math::kNaN;
       return math::kNaN;
     }
-    if (jmax == C) return 0.0;  // a single class: nothing to violate the margin
+    if (C == 1) return 0.0;  // a single class: nothing to violate the margin
     const double v = margin + xmax - r.x[y];
     const double h = v < 0.0 ? 0.0 : v;
     if (g && h > 0.0) {
+      std::size_t jmax = y == 0 ? 1 : 0;  // the first other class at the max (xmax may be -inf)
+      for (std::size_t c = 0; c < C; ++c)
+        if (c != y && r.x[c] == xmax) {
+          jmax = c;
+          break;
+        }
       const double d = wy * (Power == 1 ? 1.0 : 2.0 * h);
       g[jmax] = d;
       g[y] = -d;
