@@ -673,10 +673,14 @@ struct Contrastive {
   explicit Contrastive(const double* p) : margin(p[0]) {}
   template <class T>
   double operator()(const T* const* x, std::size_t d, double t, double* g) const {
+    // The row pointers in locals: read through x inside the loop, they were reloaded every iteration
+    // (two threads ran slower than one).
+    const T* const x0 = x[0];
+    const T* const x1 = x[1];
     double v = 0.0;
 #pragma omp simd reduction(+ : v)
     for (std::size_t k = 0; k < d; ++k) {
-      const double u = static_cast<double>(x[0][k]) - static_cast<double>(x[1][k]);
+      const double u = static_cast<double>(x0[k]) - static_cast<double>(x1[k]);
       v += u * u;
     }
     const double dist = std::sqrt(v);
@@ -684,7 +688,7 @@ struct Contrastive {
     if (g) {
       const double c = t - (1.0 - t) * ((h > 0.0 && dist > 0.0) ? h / dist : 0.0);
       for (std::size_t k = 0; k < d; ++k) {
-        const double u = static_cast<double>(x[0][k]) - static_cast<double>(x[1][k]);
+        const double u = static_cast<double>(x0[k]) - static_cast<double>(x1[k]);
         g[k] = c * u;
         g[d + k] = -c * u;
       }
@@ -774,10 +778,13 @@ struct CosineEmbedding {
   explicit CosineEmbedding(const double* p) : margin(p[0]) {}
   template <class T>
   double operator()(const T* const* x, std::size_t d, double t, double* g) const {
+    // The row pointers in locals: read through x inside the loop, they were reloaded every iteration.
+    const T* const x0 = x[0];
+    const T* const x1 = x[1];
     double dot = 0.0, n1 = 0.0, n2 = 0.0;
 #pragma omp simd reduction(+ : dot, n1, n2)
     for (std::size_t k = 0; k < d; ++k) {
-      const double a = static_cast<double>(x[0][k]), b = static_cast<double>(x[1][k]);
+      const double a = static_cast<double>(x0[k]), b = static_cast<double>(x1[k]);
       dot += a * b;
       n1 += a * a;
       n2 += b * b;
@@ -796,7 +803,7 @@ struct CosineEmbedding {
     }
     if (g)
       for (std::size_t k = 0; k < d; ++k) {
-        const double a = static_cast<double>(x[0][k]), b = static_cast<double>(x[1][k]);
+        const double a = static_cast<double>(x0[k]), b = static_cast<double>(x1[k]);
         g[k] = dl * (b / den - cs * a / n1);
         g[d + k] = dl * (a / den - cs * b / n2);
       }
