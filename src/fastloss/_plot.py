@@ -32,7 +32,7 @@ def plot(result: dict[str, Any], path: str) -> None:
     losses = list(dict.fromkeys(r["loss"] for r in bars))
     dtypes = list(dict.fromkeys(r["dtype"] for r in bars))
 
-    height = max(6.0, 0.2 * len(losses) * len(dtypes) + 1.5)
+    height = max(7.0, 0.12 * len(losses) * len(dtypes) + 1.5)
     fig = plt.figure(figsize=(13, height), layout="constrained")
     grid = fig.add_gridspec(2, 2, width_ratios=(1, 1.1))
     ax_bar = fig.add_subplot(grid[:, 0])
@@ -60,8 +60,14 @@ def plot(result: dict[str, Any], path: str) -> None:
     ax_bar.legend(loc="lower right", fontsize=8)
     ax_bar.grid(axis="x", which="both", alpha=0.3)
 
-    _time_panel(ax_mem, top, "read", "gbs", "bytes read", "roof_gbs", 1e9, "read bandwidth")
-    _time_panel(ax_fma, top, "fma", "gflops", "floating-point operations", "roof_gflops", 1e9, "FMA peak")
+    from fastloss._benchcases import MEMORY_BOUND
+
+    _time_panel(
+        ax_mem, top, "read", "gbs", "bytes read", "roof_gbs", 1e9, "read bandwidth", set(MEMORY_BOUND)
+    )
+    _time_panel(
+        ax_fma, top, "fma", "gflops", "floating-point operations", "roof_gflops", 1e9, "FMA peak", None
+    )
     info = result["info"]
     fig.suptitle(
         f"fastloss {info['version']} ({info['simd']}), {threads} threads, median of interleaved runs; "
@@ -72,9 +78,11 @@ def plot(result: dict[str, Any], path: str) -> None:
     plt.close(fig)
 
 
-def _time_panel(ax, rows, roof, rate_key, xlabel, roof_key, unit, roof_name) -> None:
+def _time_panel(ax, rows, roof, rate_key, xlabel, roof_key, unit, roof_name, highlight) -> None:
     """Time against work (bytes or FLOPs) on log-log axes, one line per loss and dtype across sizes; the
-    roof is work / (the bandwidth or peak measured at the largest size), per dtype."""
+    roof is work / (the bandwidth or peak measured at the largest size), per dtype. The `highlight` cases
+    (None: all) are coloured and labelled at their largest size (float64 only, to keep it legible); the
+    others are drawn faint."""
     import statistics
 
     rows = [r for r in rows if r["roof"] == roof]
@@ -85,9 +93,14 @@ def _time_panel(ax, rows, roof, rate_key, xlabel, roof_key, unit, roof_name) -> 
     for r in rows:
         work = r["fastloss_ms"] * 1e-3 * r[rate_key] * unit  # bytes or flops of the call
         series[(r["loss"], r["dtype"])].append((work, r["fastloss_ms"]))
-    for (_, dt), pts in sorted(series.items()):
+    for (loss, dt), pts in sorted(series.items()):
         pts.sort()
-        ax.plot(*zip(*pts), marker="o", ms=3, lw=0.8, alpha=0.6, color=COLORS.get(dt))
+        if highlight is None or loss in highlight:
+            ax.plot(*zip(*pts), marker="o", ms=3, lw=0.9, alpha=0.8, color=COLORS.get(dt))
+            if dt == "float64":
+                ax.annotate(loss, pts[-1], xytext=(3, 0), textcoords="offset points", fontsize=6, va="center")
+        else:
+            ax.plot(*zip(*pts), marker=".", ms=2, lw=0.5, alpha=0.25, color="grey")
     for dt in sorted({r["dtype"] for r in rows}):
         sel = [r for r in rows if r["dtype"] == dt]
         big = max(r["n"] for r in sel)
@@ -107,7 +120,10 @@ def _time_panel(ax, rows, roof, rate_key, xlabel, roof_key, unit, roof_name) -> 
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("fastloss time (ms)")
-    kind = "memory-bound" if roof == "read" else "compute-bound"
-    ax.set_title(f"{kind} losses: time against size (dots: losses; lines: the roof)", fontsize=9)
+    if roof == "read":
+        title = "time against size: memory-bound losses (grey: the others judged by bandwidth)"
+    else:
+        title = "time against size: compute-bound (pairwise, Gram) cases"
+    ax.set_title(title + "; black: the roof", fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(which="both", alpha=0.3)

@@ -147,6 +147,10 @@ def run_bench(
                 if case.sklearn is not None:
                     fns["sklearn"] = case.sklearn(nt)
                 med = _median_interleaved(fns, rounds, budget, settle=0.1 if case.flops else 0.01)
+                if case.flops:
+                    # The peers' matrix products leave OpenBLAS threads spinning for about 0.1 s; the
+                    # next case (timed at 0.01 s pauses) would otherwise share the cores with them.
+                    time.sleep(0.15)
             if np_time is None:
                 np_time = med.pop("numpy")
             probes.setdefault((probe_a.size, dt, nt, roof), []).extend(med.pop("probe_all"))
