@@ -253,7 +253,9 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
   // Allocated here, before the parallel region, so that running out of memory raises instead of
   // terminating inside it.
   const std::size_t tile = P * C;
-  const std::size_t scratch = 3 * tile + C;
+  // A functor that reads x[y] alone (NLL, value only) needs none: zeroing it cost more than its gathers.
+  const bool needs_scratch = F::kReadsRow || F::kNeedsLse || F::kProbTarget || a.grad || a.rows_out;
+  const std::size_t scratch = needs_scratch ? 3 * tile + C : 0;
   std::vector<double> arena(scratch * static_cast<std::size_t>(nt));
   std::vector<double> sums(ntiles), wsums(ntiles);
   std::vector<std::ptrdiff_t> bad(ntiles, -1);
