@@ -63,10 +63,13 @@ def _median_interleaved(
     number = {k: _calls_per_sample(fn) for k, fn in fns.items()}
     times: dict[str, list[float]] = {k: [] for k in fns}
     t_start = time.perf_counter()
+    order = list(fns.items())
     for r in range(rounds[1]):
         if r >= rounds[0] and time.perf_counter() - t_start >= budget:
             break
-        for i, (k, fn) in enumerate(fns.items()):
+        # Each round starts with the next contender: whatever the previous round left behind (threads of
+        # another runtime still spinning, caches) falls on each of them in turn, not always on the first.
+        for i, (k, fn) in enumerate(order[r % len(order) :] + order[: r % len(order)]):
             # Let the previous contender's runtime settle first: OpenMP and OpenBLAS threads spin-wait
             # for a while after a call (OpenBLAS for about 2^28 cycles after a matrix product) and would
             # steal the cores from whoever runs next.
