@@ -144,24 +144,16 @@ def test_numpy_agrees(name, dtype):
     assert_agree(name, dtype, c.fastloss(), c.numpy(), "numpy")
 
 
+@pytest.mark.parametrize("peer, module", [("torch", "torch"), ("sklearn", "sklearn")])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", NAMES)
-def test_torch_agrees(name, dtype):
-    pytest.importorskip("torch")
+def test_peer_agrees(name, dtype, peer, module):
+    pytest.importorskip(module)
     c = case(name, dtype)
-    if c.torch is None:
-        pytest.skip("no PyTorch peer")
-    assert_agree(name, dtype, c.fastloss(), c.torch(1)(), "torch")
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", NAMES)
-def test_sklearn_agrees(name, dtype):
-    pytest.importorskip("sklearn")
-    c = case(name, dtype)
-    if c.sklearn is None:
-        pytest.skip("no scikit-learn peer")
-    assert_agree(name, dtype, c.fastloss(), c.sklearn(1)(), "sklearn")
+    factory = getattr(c, peer)
+    if factory is None:
+        pytest.skip(f"no {peer} peer")
+    assert_agree(name, dtype, c.fastloss(), factory(1)(), peer)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -796,7 +796,7 @@ def _builders() -> dict[str, Callable[[str, int, np.dtype], Case]]:
         _paired_rows: ("contrastive", "cosine_embedding"),
         _similarity: ("nt_xent", "mnrl", "ge2e", "arcface"),
         _overlap: ("jaccard", "tversky", "dice_multiclass"),
-        _composite: ("composite", "composite_grad"),
+        _composite: ("composite",),
         _toolbox: (
             "gram_matrix",
             "style",
@@ -808,7 +808,10 @@ def _builders() -> dict[str, Callable[[str, int, np.dtype], Case]]:
         ),
         _grad: ("mse_grad", "bce_with_logits_grad", "cross_entropy_grad", "pairwise_contrastive_grad"),
     }
-    return {name: fn for fn, names in families.items() for name in names}
+    # composite's builder makes composite_grad too, listed last with the other gradients
+    out = {name: fn for fn, names in families.items() for name in names}
+    out["composite_grad"] = _composite
+    return out
 
 
 BUILDERS = _builders()
