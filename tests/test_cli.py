@@ -336,6 +336,7 @@ def files(tmp_path, rng):
         # usage errors: exit code 2
         (["msee", "p", "t"], 2, "unknown loss 'msee' (did you mean mse"),
         (["nope", "p", "t"], 2, "the losses are: arcface_loss"),
+        (["bce_with_logits", "p", "t"], 2, "(did you mean binary_cross_entropy_with_logits?)"),
         (["mse", "p"], 2, "mse takes the arrays (pred, target); got 1"),
         (["mse", "p", "t", "t"], 2, "got 3"),
         (["mse", "p", "t", "-p", "delta=1"], 2, "mse has no parameter 'delta'; its parameters: weight=None"),
