@@ -25,6 +25,9 @@ HAVE_CORE = _backend._core is not None
 BACKENDS = ["cpp", "numpy"]
 REDUCTIONS = ["mean", "sum", "none"]
 DTYPES = [np.float32, np.float64]
+DTYPE_IDS = ["float32", "float64"]
+# For tests of the compiled module itself (the backend fixture skips "cpp" on its own).
+needs_core = pytest.mark.skipif(not HAVE_CORE, reason="compiled backend fastloss._core is unavailable")
 
 
 # --------------------------------------------------------------------------------------------------

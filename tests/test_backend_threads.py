@@ -8,13 +8,12 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import CASES, HAVE_CORE, float_compute, split_grad
+from conftest import CASES, HAVE_CORE, float_compute, needs_core, split_grad
 
 import fastloss
 from fastloss import _backend, _numpy
 
 cpp_only = pytest.mark.cpp_only
-needs_core = pytest.mark.skipif(not HAVE_CORE, reason="compiled backend unavailable")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,11 +13,9 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from conftest import DTYPES, HAVE_CORE, REDUCTIONS, fd_grad, hypothesis_settings, optional_module
+from conftest import DTYPES, REDUCTIONS, fd_grad, hypothesis_settings, needs_core, optional_module
 
 import fastloss
-
-needs_core = pytest.mark.skipif(not HAVE_CORE, reason="compiled backend fastloss._core is unavailable")
 
 
 def _seed(*parts) -> int:

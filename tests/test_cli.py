@@ -11,12 +11,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import HAVE_CORE
+from conftest import needs_core
 
 import fastloss
 from fastloss import _eval, cli
-
-needs_core = pytest.mark.skipif(not HAVE_CORE, reason="fastloss bench needs the compiled backend")
 
 
 def run_cli(capsys, *argv):

@@ -22,14 +22,15 @@ from typing import Callable, NamedTuple
 import numpy as np
 import pytest
 from conftest import (
+    DTYPE_IDS,
     DTYPES,
-    HAVE_CORE,
     LAYOUTS,
     REDUCTIONS,
     assert_close,
     f64,
     fd_grad,
     hypothesis_settings,
+    needs_core,
     optional_module,
     relayout,
     run_concurrently,
@@ -41,8 +42,6 @@ from conftest import (
 
 import fastloss
 
-needs_core = pytest.mark.skipif(not HAVE_CORE, reason="compiled backend fastloss._core is unavailable")
-DTYPE_IDS = ["float32", "float64"]
 METRICS = ["euclidean", "sqeuclidean", "cosine", "manhattan"]
 SCIPY_METRIC = {
     "euclidean": "euclidean",

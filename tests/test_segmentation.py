@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 import pytest
 from conftest import (
+    DTYPE_IDS,
     DTYPES,
     HAVE_CORE,
     LAYOUTS,
@@ -32,6 +33,7 @@ from conftest import (
     f64,
     fd_grad,
     hypothesis_settings,
+    needs_core,
     optional_module,
     relayout,
     run_concurrently,
@@ -44,8 +46,6 @@ from conftest import (
 import fastloss
 from fastloss import _backend
 
-needs_core = pytest.mark.skipif(not HAVE_CORE, reason="compiled backend fastloss._core is unavailable")
-DTYPE_IDS = ["float32", "float64"]
 LOSSES = ["dice", "jaccard", "tversky"]
 ACTIVATIONS = [None, "sigmoid", "softmax"]
 ACT_IDS = ["none", "sigmoid", "softmax"]

@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import DTYPES, REDUCTIONS, fd_grad
+from conftest import DTYPE_IDS, DTYPES, REDUCTIONS, fd_grad
 
 from fastloss.toolbox import (
     flow_matching_loss,
@@ -23,8 +23,6 @@ from fastloss.toolbox import (
     style_loss,
     temporal_consistency_loss,
 )
-
-DTYPE_IDS = ["float32", "float64"]
 
 
 def rng_for(*parts) -> np.random.Generator:
