@@ -5,22 +5,57 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <pthread.h>
+
 #include <cstdint>
 #include <cstdlib>
+#include <future>
 #include <optional>
 #include <string>
+#include <system_error>
+#include <thread>
+#include <type_traits>
 #include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
+#include "fastloss/config.hpp"
 #include "kernel_table.hpp"
 
 namespace py = pybind11;
 using namespace fastloss_bind;
 
 namespace {
+
+// The poll function of fastloss::interrupt: runs Python's signal handlers (with the GIL, briefly) and
+// says whether one raised. Outside the main thread it finds nothing, as Python runs handlers there only.
+bool poll_signals() {
+  py::gil_scoped_acquire gil;
+  return PyErr_CheckSignals() != 0;
+}
+
+// Runs a kernel without the GIL, interruptible (Ctrl-C) between blocks; raises what the signal handler
+// raised (KeyboardInterrupt) when it stopped the call, so no partial output is ever returned.
+template <class F>
+auto run_kernel(F&& f) -> decltype(f()) {
+  const fastloss::interrupt::Armed armed;
+  if constexpr (std::is_void_v<decltype(f())>) {
+    {
+      py::gil_scoped_release release;
+      f();
+    }
+    if (armed.interrupted()) throw py::error_already_set();
+  } else {
+    auto r = [&] {
+      py::gil_scoped_release release;
+      return f();
+    }();
+    if (armed.interrupted()) throw py::error_already_set();
+    return r;
+  }
+}
 
 bool cpu_supports_avx2() {
 #if defined(__x86_64__) && defined(FASTLOSS_MULTI_ISA)
@@ -70,11 +105,35 @@ Loss loss_from_name(const std::string& name) {
   throw py::value_error("unknown elementwise loss '" + name + "'");
 }
 
+// Dtypes are compared by value (PyArray_EquivTypes), never by object identity: an array that went
+// through pickle, or a dtype carrying metadata, is a distinct but equal descriptor. A byte-swapped
+// descriptor is not equivalent, so it is refused here (the Python layer converts it to native first).
+template <class T>
+bool has_dtype(const py::array& x) {
+  return py::detail::npy_api::get().PyArray_EquivTypes_(x.dtype().ptr(), py::dtype::of<T>().ptr());
+}
+
+// C-contiguous and aligned: the kernels read typed elements straight from the buffer.
+bool is_usable(const py::array& x) {
+  return (x.flags() & py::array::c_style) && (x.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_);
+}
+
+void require_usable(const py::array& x, const std::string& what) {
+  if (!is_usable(x)) throw py::value_error(what + " must be C-contiguous and aligned");
+}
+
 int dtype_index(const py::array& x, const char* what) {
-  if (x.dtype().is(py::dtype::of<float>())) return 0;
-  if (x.dtype().is(py::dtype::of<double>())) return 1;
-  throw py::type_error(std::string(what) + " must be a float32 or float64 array, got " +
+  if (has_dtype<float>(x)) return 0;
+  if (has_dtype<double>(x)) return 1;
+  throw py::type_error(std::string(what) + " must be a native float32 or float64 array, got " +
                        std::string(py::str(x.dtype())));
+}
+
+// a * b, or a ValueError where it overflows size_t (a forged call must not wrap a size check).
+std::size_t checked_mul(std::size_t a, std::size_t b, const char* what) {
+  std::size_t r;
+  if (__builtin_mul_overflow(a, b, &r)) throw py::value_error(std::string(what) + " overflows the size type");
+  return r;
 }
 
 // A checked view of an optional input: contiguous, of the call's dtype and length.
@@ -86,7 +145,7 @@ const void* input_ptr(const py::object& o, const char* what, int dtype, std::siz
   if (!py::isinstance<py::array>(o)) throw py::type_error(std::string(what) + " must be a NumPy array");
   const auto x = py::reinterpret_borrow<py::array>(o);
   if (dtype_index(x, what) != dtype) throw py::type_error(std::string(what) + " must have the dtype of a");
-  if (!(x.flags() & py::array::c_style)) throw py::value_error(std::string(what) + " must be C-contiguous");
+  require_usable(x, what);
   if (static_cast<std::size_t>(x.size()) != n)
     throw py::value_error(std::string(what) + " must have as many elements as a");
   return x.data();
@@ -103,7 +162,7 @@ py::tuple elementwise(const std::string& name, const py::array& a, const py::obj
   const Loss loss = loss_from_name(name);
   const int li = static_cast<int>(loss);
   const int dt = dtype_index(a, "a");
-  if (!(a.flags() & py::array::c_style)) throw py::value_error("a must be C-contiguous");
+  require_usable(a, "a");
   if (reduction < 0 || reduction > 2) throw py::value_error("reduction must be 0 (none), 1 (sum) or 2 (mean)");
   if (params.size() > static_cast<std::size_t>(kMaxParams)) throw py::value_error("too many parameters");
   const std::size_t n = static_cast<std::size_t>(a.size());
@@ -138,11 +197,7 @@ py::tuple elementwise(const std::string& name, const py::array& a, const py::obj
     }
   }
   const ElementwiseFn fn = g_table->elementwise[li][dt];
-  Result r;
-  {
-    py::gil_scoped_release release;
-    r = fn(call);
-  }
+  const Result r = run_kernel([&] { return fn(call); });
   return py::make_tuple(r.value, r.weight_sum, static_cast<py::ssize_t>(r.first_bad), out, grad_a, grad_c);
 }
 
@@ -161,12 +216,13 @@ py::tuple classwise(const std::string& name, const py::array& x, std::size_t out
   const int ki = static_cast<int>(row_kernel_from_name(name));
   const RowTraits tr = g_table->row_traits[ki];
   const int dt = dtype_index(x, "x");
-  if (!(x.flags() & py::array::c_style)) throw py::value_error("x must be C-contiguous");
+  require_usable(x, "x");
   if (reduction < 0 || reduction > 2) throw py::value_error("reduction must be 0 (none), 1 (sum) or 2 (mean)");
   if (params.size() > static_cast<std::size_t>(kMaxParams)) throw py::value_error("too many parameters");
   const std::size_t n = static_cast<std::size_t>(x.size());
-  if (outer * classes * inner != n) throw py::value_error("outer * classes * inner must equal x.size");
-  const std::size_t npos = outer * inner;
+  const std::size_t npos = checked_mul(outer, inner, "outer * inner");
+  if (checked_mul(npos, classes, "outer * classes * inner") != n)
+    throw py::value_error("outer * classes * inner must equal x.size");
 
   RowCall call{};
   call.x = x.data();
@@ -181,9 +237,10 @@ py::tuple classwise(const std::string& name, const py::array& x, std::size_t out
   py::array tgt;
   if (tr.index_target) {
     if (target.is_none()) throw py::value_error("this kernel needs class-index targets");
+    if (!py::isinstance<py::array>(target)) throw py::type_error("target must be a NumPy array");
     tgt = py::reinterpret_borrow<py::array>(target);
-    if (!tgt.dtype().is(py::dtype::of<std::int64_t>()) || !(tgt.flags() & py::array::c_style))
-      throw py::type_error("target must be a C-contiguous int64 array");
+    if (!has_dtype<std::int64_t>(tgt) || !is_usable(tgt))
+      throw py::type_error("target must be a C-contiguous, aligned int64 array");
     if (static_cast<std::size_t>(tgt.size()) != npos) throw py::value_error("target must have outer * inner elements");
     call.target = static_cast<const std::int64_t*>(tgt.data());
   }
@@ -202,11 +259,7 @@ py::tuple classwise(const std::string& name, const py::array& x, std::size_t out
     (tr.loss ? grad : rows_out) = g;
   }
   const RowFn fn = g_table->classwise[ki][dt];
-  Result r;
-  {
-    py::gil_scoped_release release;
-    r = fn(call);
-  }
+  const Result r = run_kernel([&] { return fn(call); });
   return py::make_tuple(r.value, r.weight_sum, static_cast<py::ssize_t>(r.first_bad), out,
                         tr.loss ? grad : rows_out);
 }
@@ -219,7 +272,7 @@ const void* matrix(const py::array& x, const char* what, int& dt, std::size_t& r
   if (dt >= 0 && t != dt) throw py::type_error(std::string(what) + " must have the dtype of the first input");
   dt = t;
   if (x.ndim() != 2) throw py::value_error(std::string(what) + " must be a 2-D array");
-  if (!(x.flags() & py::array::c_style)) throw py::value_error(std::string(what) + " must be C-contiguous");
+  require_usable(x, what);
   rows = static_cast<std::size_t>(x.shape(0));
   const auto dd = static_cast<std::size_t>(x.shape(1));
   if (d != static_cast<std::size_t>(-1) && dd != d)
@@ -236,8 +289,8 @@ const T* vector_of(const py::object& o, const char* what, std::size_t n, bool re
   }
   if (!py::isinstance<py::array>(o)) throw py::type_error(std::string(what) + " must be a NumPy array");
   const auto x = py::reinterpret_borrow<py::array>(o);
-  if (!x.dtype().is(py::dtype::of<T>()) || !(x.flags() & py::array::c_style) || x.ndim() != 1)
-    throw py::type_error(std::string(what) + " must be a C-contiguous 1-D array of " +
+  if (!has_dtype<T>(x) || !is_usable(x) || x.ndim() != 1)
+    throw py::type_error(std::string(what) + " must be a C-contiguous, aligned 1-D array of " +
                          std::string(py::str(py::dtype::of<T>())));
   if (static_cast<std::size_t>(x.size()) != n) throw py::value_error(std::string(what) + " has the wrong length");
   return static_cast<const T*>(x.data());
@@ -269,8 +322,7 @@ py::array pairwise_distances(const py::array& x, const py::array& y, const std::
   py::array out = new_matrix(dt, n, m);
   c.out = out.mutable_data();
   const PairFn fn = g_table->pair[static_cast<int>(PairKernel::distances)][dt];
-  py::gil_scoped_release release;
-  fn(c);
+  run_kernel([&] { fn(c); });
   return out;
 }
 
@@ -293,11 +345,7 @@ py::tuple pairwise_contrastive(const py::array& x, const py::object& labels, dou
     grad = g;
   }
   const PairFn fn = g_table->pair[static_cast<int>(PairKernel::contrastive)][dt];
-  double value;
-  {
-    py::gil_scoped_release release;
-    value = fn(c);
-  }
+  const double value = run_kernel([&] { return fn(c); });
   return py::make_tuple(value, grad);
 }
 
@@ -318,10 +366,7 @@ py::tuple batch_hard(const py::array& x, const py::object& labels, int num_threa
   c.val_b = dn.mutable_data();
   c.idx_b = in.mutable_data();
   const PairFn fn = g_table->pair[static_cast<int>(PairKernel::batch_hard)][dt];
-  {
-    py::gil_scoped_release release;
-    fn(c);
-  }
+  run_kernel([&] { fn(c); });
   return py::make_tuple(dp, ip, dn, in);
 }
 
@@ -342,10 +387,7 @@ py::tuple kmeans(const py::array& x, const py::array& centers, int num_threads) 
   c.val_a = d2.mutable_data();
   c.idx_a = lab.mutable_data();
   const PairFn fn = g_table->pair[static_cast<int>(PairKernel::kmeans)][dt];
-  {
-    py::gil_scoped_release release;
-    fn(c);
-  }
+  run_kernel([&] { fn(c); });
   return py::make_tuple(d2, lab);
 }
 
@@ -390,10 +432,7 @@ py::tuple sim_ce(const py::array& a, const py::array& b, double scale, const py:
     }
   }
   const SimCeFn fn = g_table->sim_ce[dt];
-  {
-    py::gil_scoped_release release;
-    fn(c);
-  }
+  run_kernel([&] { fn(c); });
   return py::make_tuple(loss, dextra, ga, gb);
 }
 
@@ -435,10 +474,7 @@ py::tuple rowwise(const std::string& kernel, const std::vector<py::array>& input
     grads = py::tuple(gl);
   }
   const RowsFn fn = g_table->rows[ki][dt];
-  {
-    py::gil_scoped_release release;
-    fn(c);
-  }
+  run_kernel([&] { fn(c); });
   return py::make_tuple(loss, grads);
 }
 
@@ -448,8 +484,7 @@ py::tuple rowwise(const std::string& kernel, const std::vector<py::array>& input
 OverlapCall overlap_call(const py::array& x, const py::object& target, const py::object& labels, int activation,
                          bool squared, int num_threads, int& dt) {
   dt = dtype_index(x, "x");
-  if (x.ndim() != 3 || !(x.flags() & py::array::c_style))
-    throw py::value_error("x must be a C-contiguous (B, C, S) array");
+  if (x.ndim() != 3 || !is_usable(x)) throw py::value_error("x must be a C-contiguous, aligned (B, C, S) array");
   if (activation < 0 || activation > 2) throw py::value_error("activation must be 0, 1 or 2");
   OverlapCall c{};
   c.x = x.data();
@@ -460,9 +495,9 @@ OverlapCall overlap_call(const py::array& x, const py::object& target, const py:
   if (!labels.is_none()) {  // (B, S) class indices
     if (!py::isinstance<py::array>(labels)) throw py::type_error("labels must be a NumPy array");
     const auto l = py::reinterpret_borrow<py::array>(labels);
-    if (!l.dtype().is(py::dtype::of<std::int64_t>()) || !(l.flags() & py::array::c_style) ||
-        static_cast<std::size_t>(l.size()) != c.batch * c.spatial)
-      throw py::type_error("labels must be a C-contiguous int64 (B, S) array");
+    if (!has_dtype<std::int64_t>(l) || !is_usable(l) ||
+        static_cast<std::size_t>(l.size()) != checked_mul(c.batch, c.spatial, "B * S"))
+      throw py::type_error("labels must be a C-contiguous, aligned int64 (B, S) array");
     c.labels = static_cast<const std::int64_t*>(l.data());
   }
   if ((c.target == nullptr) == (c.labels == nullptr)) throw py::value_error("give exactly one of target and labels");
@@ -479,11 +514,7 @@ py::tuple overlap_sums(const py::array& x, const py::object& target, const py::o
   py::array_t<double> sums({static_cast<py::ssize_t>(c.batch), static_cast<py::ssize_t>(c.channels), py::ssize_t(3)});
   c.sums = sums.mutable_data();
   const OverlapFn fn = g_table->overlap_sums[dt];
-  std::ptrdiff_t bad;
-  {
-    py::gil_scoped_release release;
-    bad = fn(c);
-  }
+  const std::ptrdiff_t bad = run_kernel([&] { return fn(c); });
   return py::make_tuple(sums, static_cast<py::ssize_t>(bad));
 }
 
@@ -491,13 +522,12 @@ py::array overlap_grad(const py::array& x, const py::object& target, const py::o
                        bool squared, const py::object& coef_i, const py::object& coef_p, int num_threads) {
   int dt = 0;
   OverlapCall c = overlap_call(x, target, labels, activation, squared, num_threads, dt);
-  const std::size_t bc = c.batch * c.channels;
+  const std::size_t bc = checked_mul(c.batch, c.channels, "B * C");
   auto coef = [&](const py::object& o, const char* what) {
     if (!py::isinstance<py::array>(o)) throw py::type_error(std::string(what) + " must be a NumPy array");
     const auto a = py::reinterpret_borrow<py::array>(o);
-    if (!a.dtype().is(py::dtype::of<double>()) || !(a.flags() & py::array::c_style) ||
-        static_cast<std::size_t>(a.size()) != bc)
-      throw py::type_error(std::string(what) + " must be a C-contiguous float64 (B, C) array");
+    if (!has_dtype<double>(a) || !is_usable(a) || static_cast<std::size_t>(a.size()) != bc)
+      throw py::type_error(std::string(what) + " must be a C-contiguous, aligned float64 (B, C) array");
     return static_cast<const double*>(a.data());
   };
   c.coef_i = coef(coef_i, "coef_i");
@@ -511,34 +541,49 @@ py::array overlap_grad(const py::array& x, const py::object& target, const py::o
   py::array out = dt == 0 ? py::array(py::array_t<float>(shape)) : py::array(py::array_t<double>(shape));
   c.grad = out.mutable_data();
   const OverlapFn fn = g_table->overlap_grad[dt];
-  {
-    py::gil_scoped_release release;
-    fn(c);
-  }
+  run_kernel([&] { fn(c); });
   return out;
 }
 
 double fma_probe(bool float32, std::size_t iters, int num_threads) {
   const FmaProbeFn fn = g_table->fma_probe[float32 ? 0 : 1];
-  py::gil_scoped_release release;
-  return fn(iters, num_threads);
+  return run_kernel([&] { return fn(iters, num_threads); });
 }
 
 double read_probe(const py::array& a, const py::array& b, int num_threads) {
   const int dt = dtype_index(a, "a");
-  if (!(a.flags() & py::array::c_style)) throw py::value_error("a must be C-contiguous");
+  require_usable(a, "a");
   const void* pb = input_ptr(b, "b", dt, static_cast<std::size_t>(a.size()), true);
   const ProbeFn fn = g_table->read_probe[dt];
-  py::gil_scoped_release release;
-  return fn(a.data(), pb, static_cast<std::size_t>(a.size()), num_threads);
+  return run_kernel([&] { return fn(a.data(), pb, static_cast<std::size_t>(a.size()), num_threads); });
 }
 
 int max_threads() {
+  if (fastloss::forked_child()) return 1;
 #ifdef _OPENMP
   return omp_get_max_threads();
 #else
   return 1;
 #endif
+}
+
+// How many threads, the calling one included and at most n, this process can run at once now. A
+// thread count above it would make the OpenMP runtime end the interpreter ("Thread creation failed")
+// at the next parallel region, so the setters ask first. The probe threads wait until all are started.
+int startable_threads(int n) {
+  py::gil_scoped_release release;
+  std::promise<void> go;
+  const std::shared_future<void> started = go.get_future().share();
+  std::vector<std::thread> threads;
+  threads.reserve(n > 1 ? static_cast<std::size_t>(n - 1) : 0);
+  try {
+    for (int i = 1; i < n; ++i) threads.emplace_back([started] { started.wait(); });
+  } catch (const std::system_error&) {
+    // resource limit reached: `threads` holds what could start
+  }
+  go.set_value();
+  for (std::thread& t : threads) t.join();
+  return 1 + static_cast<int>(threads.size());
 }
 
 py::dict build_info() {
@@ -566,6 +611,10 @@ py::dict build_info() {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastloss compiled kernels (C++17, OpenMP)";
   g_table = supported_tables().back();
+  // A forked child runs every kernel on its calling thread (fastloss::forked_child()), and Ctrl-C reaches
+  // long calls through the signal poll.
+  pthread_atfork(nullptr, nullptr, [] { fastloss::forked_child().store(true); });
+  fastloss::interrupt::poll_fn().store(&poll_signals);
   if (const char* env = std::getenv("FASTLOSS_SIMD"); env && *env) {
     try {
       select_simd(env);
@@ -607,7 +656,11 @@ PYBIND11_MODULE(_core, m) {
         "d L / d x of a function L of the overlap sums, given dL/dI and dL/dP per (batch, channel).");
   m.def("fma_probe", &fma_probe, py::arg("float32"), py::arg("iters"), py::arg("num_threads"),
         "Register-only FMA loop: returns the floating-point operations done (time it for GFLOP/s).");
-  m.def("max_threads", &max_threads, "omp_get_max_threads() of the calling thread.");
+  m.def("max_threads", &max_threads, "omp_get_max_threads() of the calling thread (1 in a forked child).");
+  m.def("startable_threads", &startable_threads, py::arg("n"),
+        "How many threads (at most n, the caller included) the process can run at once now.");
+  m.def("in_forked_child", [] { return fastloss::forked_child().load(); },
+        "True in a child forked after the module was loaded: every kernel runs on one thread there.");
   m.def("build_info", &build_info, "Compiler, OpenMP version and the SIMD levels this CPU supports.");
   m.def("get_simd", [] { return std::string(g_table->isa); }, "The SIMD level in use.");
   m.def("set_simd", &select_simd, py::arg("level"), "Use another supported SIMD level (for testing).");

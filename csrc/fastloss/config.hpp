@@ -25,3 +25,86 @@
 #else
 #define FASTLOSS_INLINE inline
 #endif
+
+#include <atomic>
+#include <chrono>
+
+// Process-wide state shared by every SIMD copy of the kernels (outside the ISA namespaces on purpose: one
+// object per process, not one per copy).
+namespace fastloss {
+
+// True in a child process forked after this module was loaded. GNU OpenMP cannot start a team in such a
+// child once its parent has run one (the child waits forever on threads that were not copied), so every
+// kernel runs on the calling thread there. The extension registers the at-fork handler that sets it.
+inline std::atomic<bool>& forked_child() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
+// Interrupting a long call (Ctrl-C). The front-end arms the calling thread before a kernel and installs a
+// poll function; the parallel drivers call `interrupt::tick()` between blocks. On the armed (calling)
+// thread it reads the clock every few blocks and, once `kPoll` has passed, asks the poll function, which
+// returns true when the call must stop. A stopped call skips its remaining blocks (and every later driver
+// loop of the same call); the front-end then discards the outputs and raises. Worker threads are never
+// armed, so for them a tick is one thread-local load.
+namespace interrupt {
+
+using PollFn = bool (*)();
+constexpr auto kPoll = std::chrono::milliseconds(40);
+
+inline std::atomic<PollFn>& poll_fn() {
+  static std::atomic<PollFn> fn{nullptr};
+  return fn;
+}
+
+struct State {
+  bool armed = false;
+  bool stopped = false;
+  unsigned count = 0;
+  std::chrono::steady_clock::time_point next{};
+};
+
+inline State& state() {
+  thread_local State s;
+  return s;
+}
+
+// True once the armed call running on this thread was interrupted.
+inline bool stopped() {
+  const State& s = state();
+  return s.armed && s.stopped;
+}
+
+// Between blocks: true once the call must stop. `every`: blocks between two reads of the clock.
+inline bool tick(unsigned every = 8) {
+  State& s = state();
+  if (!s.armed) return false;
+  if (s.stopped) return true;
+  if (++s.count < every) return false;
+  s.count = 0;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < s.next) return false;
+  s.next = now + kPoll;
+  const PollFn fn = poll_fn().load(std::memory_order_relaxed);
+  if (fn && fn()) s.stopped = true;
+  return s.stopped;
+}
+
+// Arms the calling thread for one kernel call; the first poll comes `kPoll` after the start, so a short
+// call never polls.
+struct Armed {
+  Armed() {
+    State& s = state();
+    s.armed = true;
+    s.stopped = false;
+    s.count = 0;
+    s.next = std::chrono::steady_clock::now() + kPoll;
+  }
+  ~Armed() { state() = State{}; }
+  bool interrupted() const { return state().stopped; }
+  Armed(const Armed&) = delete;
+  Armed& operator=(const Armed&) = delete;
+};
+
+}  // namespace interrupt
+}  // namespace fastloss

@@ -828,7 +828,7 @@ template <class T>
 double fma_probe(std::size_t iters, int num_threads) {
   using V = typename Simd<T>::V;
   constexpr std::size_t kChains = 16;
-  const int nt = num_threads > 0 ? num_threads : max_threads();
+  const int nt = resolve_threads(num_threads, static_cast<std::size_t>(-1), 1);
   std::vector<double> sink(static_cast<std::size_t>(nt));
   for_each_block(static_cast<std::size_t>(nt), nt, [&](std::size_t t) {
     V acc[kChains];

@@ -12,6 +12,7 @@
 // 10^7 elements within 1 float32 ulp of the exact value.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -51,43 +52,66 @@ inline int thread_index() {
 #endif
 }
 
-// Threads for n elements: `requested` if positive, else OpenMP's default for the calling thread.
+// Threads for n elements: `requested` if positive, else OpenMP's default for the calling thread; one
+// thread in a forked child (see forked_child()).
 inline int resolve_threads(int requested, std::size_t n, std::size_t min_per_thread = kParallelMin) {
+  if (forked_child().load(std::memory_order_relaxed)) return 1;
   int nt = requested > 0 ? requested : max_threads();
   const std::size_t useful = n / min_per_thread;
   if (useful < static_cast<std::size_t>(nt)) nt = static_cast<int>(useful > 1 ? useful : 1);
   return nt;
 }
 
-// Runs body(b) for every block b in [0, nblocks), in parallel over a static schedule.
+// Runs body(b) for every block b in [0, nblocks), in parallel over a static schedule. Between blocks the
+// calling thread checks for an interrupt (interrupt::tick, every `check_every` of its blocks); once one
+// comes, every thread skips its remaining blocks.
 template <class Body>
-void for_each_block(std::size_t nblocks, int nthreads, const Body& body) {
+void for_each_block(std::size_t nblocks, int nthreads, const Body& body, unsigned check_every = 1) {
+  if (interrupt::stopped()) return;
   const auto nb = static_cast<std::ptrdiff_t>(nblocks);
 #ifdef _OPENMP
   if (nthreads > 1) {
+    std::atomic<bool> stop{false};
 #pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (std::ptrdiff_t b = 0; b < nb; ++b) body(static_cast<std::size_t>(b));
+    for (std::ptrdiff_t b = 0; b < nb; ++b) {
+      if (stop.load(std::memory_order_relaxed)) continue;
+      body(static_cast<std::size_t>(b));
+      if (interrupt::tick(check_every)) stop.store(true, std::memory_order_relaxed);
+    }
     return;
   }
 #endif
   (void)nthreads;
-  for (std::ptrdiff_t b = 0; b < nb; ++b) body(static_cast<std::size_t>(b));
+  for (std::ptrdiff_t b = 0; b < nb; ++b) {
+    body(static_cast<std::size_t>(b));
+    if (interrupt::tick(check_every)) return;
+  }
 }
 
 // Runs body(b) for every task b in [0, ntasks) with a dynamic schedule, for tasks of unequal cost (the
-// triangle of a pairwise matrix). Which thread runs a task never changes what the task computes.
+// triangle of a pairwise matrix). Which thread runs a task never changes what the task computes. Tasks
+// are large: the calling thread checks for an interrupt after each of its own.
 template <class Body>
 void for_each_task(std::size_t ntasks, int nthreads, const Body& body) {
+  if (interrupt::stopped()) return;
   const auto nb = static_cast<std::ptrdiff_t>(ntasks);
 #ifdef _OPENMP
   if (nthreads > 1) {
+    std::atomic<bool> stop{false};
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
-    for (std::ptrdiff_t b = 0; b < nb; ++b) body(static_cast<std::size_t>(b));
+    for (std::ptrdiff_t b = 0; b < nb; ++b) {
+      if (stop.load(std::memory_order_relaxed)) continue;
+      body(static_cast<std::size_t>(b));
+      if (interrupt::tick(1)) stop.store(true, std::memory_order_relaxed);
+    }
     return;
   }
 #endif
   (void)nthreads;
-  for (std::ptrdiff_t b = 0; b < nb; ++b) body(static_cast<std::size_t>(b));
+  for (std::ptrdiff_t b = 0; b < nb; ++b) {
+    body(static_cast<std::size_t>(b));
+    if (interrupt::tick(1)) return;
+  }
 }
 
 namespace detail {
@@ -247,7 +271,7 @@ void elementwise_run(const F& f, const ElementwiseArgs<T>& x, ElementwiseResult&
     if constexpr (kWeights) {
       for_each_block(nblocks, nt, [&](std::size_t blk) {
         wsums[blk] = block_sum(x.weight + blk * kBlock, block_len(blk));
-      });
+      }, 8);
       total_w = tree_sum(wsums.data(), 0, nblocks);
     } else {
       // Same expression as the main pass's sum of per-block ws * len.
@@ -263,7 +287,7 @@ void elementwise_run(const F& f, const ElementwiseArgs<T>& x, ElementwiseResult&
     sums[blk] = p.sum;
     wsums[blk] = p.wsum;
     nbad[blk] = p.nbad;
-  });
+  }, 8);
 
   if constexpr (F::kChecks) {
     for (std::size_t blk = 0; blk < nblocks; ++blk) {
@@ -326,7 +350,7 @@ double read_probe(const T* a, const T* b, std::size_t n, int num_threads) {
     double s = 0.0;
     for (std::size_t k = 0; k < kLanes; ++k) s += acc[k];
     sums[blk] = s;
-  });
+  }, 8);
   return detail::tree_sum(sums.data(), 0, nblocks);
 }
 
