@@ -9,6 +9,7 @@ helpers from here
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import threading
 import zlib
@@ -166,7 +167,9 @@ def run_concurrently(jobs: dict[str, Callable[[], Any]], repeats: int = 3) -> di
         except BaseException as e:  # reported below
             errors.append(e)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in jobs]
+    # Each thread runs in a copy of the caller's context, so a backend or thread count chosen with the
+    # (per-thread) context managers, as the backend fixture does, holds in the jobs too.
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(worker, k)) for k in jobs]
     for t in threads:
         t.start()
     for t in threads:

@@ -1,6 +1,7 @@
 """fastloss: fast, exact machine-learning losses and their gradients on multicore CPUs."""
 
 from fastloss._backend import (
+    MAX_THREADS,
     get_backend,
     get_num_threads,
     num_threads,
@@ -51,6 +52,7 @@ from fastloss.toolbox import (
 )
 
 __all__ = [
+    "MAX_THREADS",
     "__version__",
     "Composite",
     "CompositeResult",

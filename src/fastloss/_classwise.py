@@ -70,8 +70,10 @@ def class_loss(
     return_grad: bool,
     allow_prob_target: bool,
     weight_name: str = "weight",
+    scores_name: str = "logits",
 ) -> Any:
-    """Evaluate a class-wise loss with class-index (or, if allowed, probability) targets."""
+    """Evaluate a class-wise loss with class-index (or, if allowed, probability) targets; `scores_name`
+    is the public name of the scores argument, for the messages."""
     code = _validate.reduction_code(reduction)
     return_grad = _validate.bool_param("return_grad", return_grad)
     if ignore_index is not None and (
@@ -82,7 +84,7 @@ def class_loss(
     kernel_ignore = ignore_index
     if ignore_index is not None and not -(2**63) <= int(ignore_index) < 2**63:
         kernel_ignore = None
-    xs = _validate.as_array(scores, "input")
+    xs = _validate.as_array(scores, scores_name)
     if xs.dtype.kind != "f":
         xs = xs.astype(np.float64)
     ts = _validate.as_array(target, "target")
@@ -91,11 +93,11 @@ def class_loss(
         xs = xs[None]
         ts = ts[None]
     if xs.ndim < 2:
-        raise ValueError(f"{func}: input must have shape (N, C) or (N, C, d1, ...), got {xs.shape}")
+        raise ValueError(f"{func}: {scores_name} must have shape (N, C) or (N, C, d1, ...), got {xs.shape}")
     dtype = _validate.compute_dtype(xs)
     outer, classes, inner = layout(xs.shape, 1)
     if classes == 0:
-        raise ValueError(f"{func}: input has no classes (C = 0)")
+        raise ValueError(f"{func}: {scores_name} has no classes (C = 0)")
     pos_shape = (xs.shape[0],) + xs.shape[2:]
     prob = ts.dtype.kind == "f"
     if prob:

@@ -65,11 +65,15 @@ def run(
 def _bad_element_message(
     func: str, loss: str, names: tuple[str, ...], flats: list[np.ndarray], shape: tuple[int, ...], i: int
 ) -> str:
-    where = tuple(int(k) for k in np.unravel_index(i, shape)) if shape else ()
-    index = ", ".join(map(str, where))
+    # The domain checks let NaN through (it propagates) but, once the input is rejected anyway, the message
+    # names the first position that does not hold a valid value: a NaN before the kernel's first bad element.
     for chk in ELEMENTWISE_SPECS[loss].checks:
-        x = flats[chk.arg][i : i + 1].astype(np.float64)
-        if not chk.valid(x)[0]:
-            name = names[chk.arg] if chk.arg < len(names) else "c"
-            return f"{func}: {name} {chk.message}; found {name}[{index}] = {float(x[0])!r}"
-    return f"{func}: invalid input at [{index}]"  # unreachable while both backends agree
+        x = flats[chk.arg][: i + 1].astype(np.float64)
+        if chk.valid(x[i:])[0]:
+            continue  # element i was rejected by another check
+        j = int(np.argmax(np.isnan(x) | ~chk.valid(x)))
+        where = tuple(int(k) for k in np.unravel_index(j, shape)) if shape else ()
+        name = names[chk.arg] if chk.arg < len(names) else "c"
+        return f"{func}: {name} {chk.message}; found {name}[{', '.join(map(str, where))}] = {float(x[j])!r}"
+    where = tuple(int(k) for k in np.unravel_index(i, shape)) if shape else ()
+    return f"{func}: invalid input at [{', '.join(map(str, where))}]"  # unreachable while both backends agree

@@ -23,22 +23,71 @@ def reduction_code(reduction: object) -> int:
         raise ValueError(f"reduction must be one of 'mean', 'sum', 'none'; got {reduction!r}") from None
 
 
+def _from_foreign(x: object, name: str) -> object:
+    """What np.asarray should see for `x`: refuses what would be silently misread, and turns a tensor
+    NumPy cannot read (bfloat16, or one offering only ``__dlpack__``) into one it can."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a masked array: fastloss does not apply masks; pass np.ma.getdata({name}) with a "
+            "weight of 0 where it is masked (or compress the masked elements away)"
+        )
+    module = type(x).__module__ or ""
+    if module.startswith("torch"):
+        if getattr(x, "requires_grad", False):
+            raise TypeError(
+                f"{name} is a torch tensor that requires grad: call {name}.detach() first "
+                "(fastloss computes values and gradients itself and records nothing on the autograd tape)"
+            )
+        if str(getattr(x, "dtype", "")) == "torch.bfloat16":
+            return x.float()  # type: ignore[attr-defined]  # NumPy has no bfloat16: compute as float32
+        return x
+    if not isinstance(x, np.ndarray) and not hasattr(x, "__array__") and hasattr(x, "__dlpack__"):
+        try:
+            return np.from_dlpack(x)
+        except (TypeError, ValueError, BufferError, RuntimeError) as e:
+            raise TypeError(f"{name} offers __dlpack__ but NumPy cannot read it: {e}") from None
+    return x
+
+
 def as_array(x: object, name: str) -> np.ndarray:
-    """np.asarray with a dtype check: real numbers and booleans only."""
+    """np.asarray with a dtype check: real numbers and booleans only, in a form the kernels read directly.
+
+    Normalised once here for every public function: non-native byte order (files written on another
+    machine) is converted to native, an unaligned buffer is copied to an aligned one, and a dtype equal
+    to a builtin one but a different object (after pickle, or carrying metadata) is replaced by the
+    builtin. bfloat16 (ml_dtypes or torch) becomes float32. Views are returned wherever no conversion is
+    needed.
+    """
+    x = _from_foreign(x, name)
     try:
         a = np.asarray(x)
     except (ValueError, TypeError) as e:  # ragged nested sequences and the like
         raise ValueError(f"{name} cannot be converted to an array: {e}") from None
-    kind = a.dtype.kind
+    dt = a.dtype
+    kind = dt.kind
+    if kind == "V" and dt.itemsize == 2 and dt.name == "bfloat16":  # ml_dtypes.bfloat16
+        return a.astype(np.float32)
     if kind == "c":
-        raise TypeError(f"{name} must be real, got complex dtype {a.dtype}")
+        raise TypeError(f"{name} must be real, got complex dtype {dt}")
     if kind not in "fiub":
-        raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
-    if kind == "f" and a.dtype.itemsize > 8:
+        raise TypeError(f"{name} must hold real numbers, got dtype {dt}")
+    if kind == "f" and dt.itemsize > 8:
         raise TypeError(
-            f"{name} has dtype {a.dtype}: extended precision is not supported; convert to float64 explicitly"
+            f"{name} has dtype {dt}: extended precision is not supported; convert to float64 explicitly"
         )
+    native = _NATIVE.get(dt.char)
+    if native is None:  # bool, and the platform's other integer aliases
+        native = np.dtype(dt.char)
+    if not dt.isnative:
+        return a.astype(native)
+    if not a.flags.aligned:
+        return a.copy()
+    if dt is not native:  # an equal dtype object that is not the builtin one (pickle, metadata)
+        return a.view(native)
     return a
+
+
+_NATIVE = {c: np.dtype(c) for c in "efdbhilqBHILQ?"}
 
 
 def compute_dtype(*arrays: np.ndarray) -> np.dtype:

@@ -236,6 +236,7 @@ def nll_loss(
         reduction=reduction,
         return_grad=return_grad,
         allow_prob_target=False,
+        scores_name="log_probs",
     )
 
 
@@ -333,14 +334,17 @@ def multiclass_hinge(
     0.16666666666666666
     """
     m = _validate.real_param("margin", margin)
-    if isinstance(p, bool) or p not in (1, 2):
+    power = float("nan") if isinstance(p, (bool, np.bool_)) else _validate.real_param("p", p)
+    if power not in (1.0, 2.0):
         raise ValueError(f"multiclass_hinge: p must be 1 or 2, got {p!r}")
     methods = {"weston_watkins": "ww", "crammer_singer": "cs"}
+    if not isinstance(method, str):
+        raise TypeError(f"multiclass_hinge: method must be a string, got {type(method).__name__}")
     if method not in methods:
         raise ValueError(f"multiclass_hinge: method must be one of {sorted(methods)}, got {method!r}")
     return _classwise.class_loss(
         "multiclass_hinge",
-        f"multi_margin_{methods[method]}{p}",
+        f"multi_margin_{methods[method]}{int(power)}",
         scores,
         target,
         weight=weight,
@@ -349,6 +353,7 @@ def multiclass_hinge(
         reduction=reduction,
         return_grad=return_grad,
         allow_prob_target=False,
+        scores_name="scores",
     )
 
 

@@ -171,6 +171,8 @@ def perceptual_loss(
     2.0
     """
     return_grad = _validate.bool_param("return_grad", return_grad)
+    features_a = _validate.as_array(features_a, "features_a")  # errors name these, not mse's pred/target
+    features_b = _validate.as_array(features_b, "features_b")
     if not return_grad:
         return mse(features_a, features_b, reduction=reduction)
     value, g = mse(features_a, features_b, reduction=reduction, return_grad=True)
@@ -226,10 +228,7 @@ def temporal_consistency_loss(frames: ArrayLike, *, p: int = 1, return_grad: boo
 
 def _permutation(perm: ArrayLike, n: int) -> np.ndarray:
     """The index vector pi of a permutation given as pi itself or as a permutation matrix P."""
-    try:
-        q = np.asarray(perm)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"perm cannot be converted to an array: {e}") from None
+    q = _validate.as_array(perm, "perm")
     if q.ndim == 1:
         if q.dtype.kind not in "iu":
             raise ValueError(f"perm as an index vector must hold integers, got dtype {q.dtype}")
@@ -384,6 +383,8 @@ def prior_preservation_loss(
     w = _validate.real_param("prior_weight", prior_weight, ge=0.0)
     return_grad = _validate.bool_param("return_grad", return_grad)
     r1 = mse(pred, target, return_grad=return_grad)
+    prior_pred = _validate.as_array(prior_pred, "prior_pred")  # errors name these, not mse's pred/target
+    prior_target = _validate.as_array(prior_target, "prior_target")
     r2 = mse(prior_pred, prior_target, return_grad=return_grad)
     (v1, g1), (v2, g2) = (r1, r2) if return_grad else ((r1, None), (r2, None))
     dtype = np.result_type(np.asarray(v1).dtype, np.asarray(v2).dtype)
