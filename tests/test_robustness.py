@@ -269,9 +269,16 @@ def test_errors_name_the_public_argument(backend, name):
 # Processes
 
 
-def _parent_and_child(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def _parent_and_child(
+    code: str, timeout: float = 60, backend: str | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FASTLOSS_BACKEND": backend} if backend else None
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 
@@ -375,7 +382,8 @@ def test_a_thread_count_the_process_cannot_start_is_refused_not_fatal():
         x = np.ones(10**5)
         assert fastloss.mse(x, x) == 0.0
         print("alive")
-        """
+        """,
+        backend="cpp",
     )
     assert r.returncode == 0 and "alive" in r.stdout, r.stderr
 
@@ -457,8 +465,8 @@ def test_ctrl_c_interrupts_a_long_call(call, threads):
         f"""
         import os, resource, signal, threading, time
         import numpy as np, fastloss
-        x = np.random.default_rng(0).standard_normal((12000, 256)).astype(np.float32)
-        lab = np.arange(12000) % 50
+        x = np.random.default_rng(0).standard_normal((8000, 256)).astype(np.float32)
+        lab = np.arange(8000) % 50
         fastloss.set_num_threads({threads})
         t0 = time.perf_counter()
         {call}                        # the uninterrupted time
@@ -485,6 +493,7 @@ def test_ctrl_c_interrupts_a_long_call(call, threads):
         assert busy < 0.15, busy
         """,
         timeout=120,
+        backend="cpp",
     )
     assert r.returncode == 0, r.stdout + r.stderr
 
