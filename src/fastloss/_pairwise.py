@@ -88,6 +88,7 @@ def reduce_rows(loss: np.ndarray, code: int, dtype: np.dtype, count: int | None 
     return dtype.type(total / count if count else np.nan)
 
 
+@_validate.ieee
 def normalize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of x over max(||x||, 1e-12) in x's dtype, and the float64 factors 1 / max(||x||, 1e-12)."""
     norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
@@ -95,6 +96,7 @@ def normalize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (x * inv[:, None]).astype(x.dtype, copy=False), inv
 
 
+@_validate.ieee
 def normalize_backward(g: np.ndarray, xhat: np.ndarray, inv: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """d/dx from d/dxhat for xhat = x / max(||x||, eps): (g - xhat (xhat . g)) / ||x|| where the norm is
     above eps, g / eps below (where the map is linear)."""

@@ -7,11 +7,29 @@ name the offending argument and value.
 
 from __future__ import annotations
 
+import functools
 import numbers
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
+
+
+
+def ieee(func: F) -> F:
+    """Decorator for the glue around the kernels that computes in NumPy (norms, Gram matrices, final
+    ratios): inf, NaN and overflow follow IEEE, as documented, without a RuntimeWarning from fastloss's
+    own code. A fresh errstate per call, so it nests and is safe across threads on every NumPy."""
+
+    @functools.wraps(func)
+    def quiet(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return func(*args, **kwargs)
+
+    return quiet  # type: ignore[return-value]
 
 
 def reduction_code(reduction: object) -> int:

@@ -269,6 +269,7 @@ def cosine_embedding_loss(
     return _rowwise(func, "cosine_embedding", [a, b], t, [m], code, return_grad, dtype)
 
 
+@_validate.ieee
 def batch_hard_triplet_loss(
     embeddings: ArrayLike,
     labels: ArrayLike,
@@ -488,6 +489,7 @@ def multiple_negatives_ranking_loss(
 GE2E_METHODS = ("softmax", "contrast")
 
 
+@_validate.ieee
 def ge2e_loss(
     embeddings: ArrayLike,
     *,

@@ -68,6 +68,7 @@ def mae(
     return _pair("mae", "mae", pred, target, weight=weight, reduction=reduction, return_grad=return_grad)
 
 
+@_validate.ieee
 def rmse(
     pred: ArrayLike,
     target: ArrayLike,

@@ -58,6 +58,7 @@ def _prepare(func: str, pred: Any, target: Any, activation: object):
     return x, dense, labels, dtype, p.shape, ACTIVATIONS[activation]
 
 
+@_validate.ieee
 def _overlap(
     func: str,
     kind: str,

@@ -58,6 +58,7 @@ def _stack(features: np.ndarray, name: str) -> tuple[np.ndarray, float]:
     return np.ascontiguousarray(features).reshape(b, c, n), float(c * n)
 
 
+@_validate.ieee
 def _gram(f: np.ndarray, k: float, normalize: bool) -> np.ndarray:
     g = np.matmul(f, f.transpose(0, 2, 1))
     if normalize:
@@ -108,6 +109,7 @@ def gram_matrix(features: ArrayLike, *, normalize: bool = True) -> np.ndarray:
     return g if f.ndim == 4 else g[0]
 
 
+@_validate.ieee
 def style_loss(features_a: ArrayLike, features_b: ArrayLike, *, return_grad: bool = False) -> Any:
     """Style loss: the mean squared difference of the two normalised Gram matrices.
 
