@@ -727,7 +727,7 @@ struct Triplet {
       const double nrm = std::sqrt(s);
       if (g)
         for (std::size_t k = 0; k < d; ++k)
-          g[k] = nrm > 0.0 ? (static_cast<double>(u[k]) - static_cast<double>(v[k]) + eps) / nrm : 0.0;
+          g[k] = nrm == 0.0 ? 0.0 : (static_cast<double>(u[k]) - static_cast<double>(v[k]) + eps) / nrm;
       return nrm;
     }
     for (std::size_t k = 0; k < d; ++k) {
@@ -739,8 +739,10 @@ struct Triplet {
       const double den = p == 1.0 ? 1.0 : std::pow(nrm, p - 1.0);
       for (std::size_t k = 0; k < d; ++k) {
         const double w = static_cast<double>(u[k]) - static_cast<double>(v[k]) + eps;
-        const double sg = w > 0.0 ? 1.0 : (w < 0.0 ? -1.0 : 0.0);
-        g[k] = nrm > 0.0 ? sg * (p == 1.0 ? 1.0 : std::pow(std::fabs(w), p - 1.0)) / den : 0.0;
+        // A zero component has derivative 0 (as PyTorch's norm backward says), also for p < 1 where
+        // |w|^(p-1) is infinite there: never 0 * inf. A NaN component (or norm) gives NaN.
+        const double sg = w > 0.0 ? 1.0 : -1.0;
+        g[k] = w == 0.0 ? 0.0 : sg * (p == 1.0 ? 1.0 : std::pow(std::fabs(w), p - 1.0)) / den;
       }
     }
     return nrm;
