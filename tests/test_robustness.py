@@ -364,6 +364,9 @@ def test_absurd_thread_counts_are_refused(n):
 
 
 @needs_core
+@pytest.mark.skipif(
+    bool(os.environ.get("FASTLOSS_SANITIZED")), reason="AddressSanitizer maps its shadow beyond any RLIMIT_AS"
+)
 def test_a_thread_count_the_process_cannot_start_is_refused_not_fatal():
     r = _parent_and_child(
         """
@@ -567,3 +570,107 @@ def test_no_runtime_warning_from_fastloss_on_inf_nan_and_huge_inputs(backend, na
                             fn(*args, **kw)
                         except ValueError:
                             pass  # a value outside the input's domain (a probability of inf, say)
+
+
+# --------------------------------------------------------------------------------------------------
+# NaN, inf and nonsense parameters: the same on both backends, and as PyTorch
+
+
+def _nan_masks(result):
+    return [np.isnan(a) for a in leaves(result)]
+
+
+def _torch_pairwise_contrastive(torch, x, lab, margin=1.0):
+    xt = torch.tensor(x, requires_grad=True)
+    d = torch.cdist(xt, xt)
+    n = x.shape[0]
+    iu = torch.triu_indices(n, n, 1)
+    dd = d[iu[0], iu[1]]
+    same = torch.tensor(lab)[iu[0]] == torch.tensor(lab)[iu[1]]
+    loss = 0.5 * torch.where(same, dd**2, torch.nn.functional.relu(margin - dd) ** 2).mean()
+    loss.backward()
+    return loss, xt.grad
+
+
+def test_nan_row_propagates_into_pairwise_contrastive_gradients():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((6, 4))
+    x[2, 1] = np.nan
+    lab = np.array([0, 1, 0, 1, 0, 1])
+    masks = {}
+    for be in _backend.BACKENDS if HAVE_CORE else ["numpy"]:
+        with fastloss.use_backend(be):
+            v, g = fastloss.pairwise_contrastive_loss(x, lab, return_grad=True)
+        assert np.isnan(v)
+        masks[be] = np.isnan(g)
+    for m in masks.values():
+        np.testing.assert_array_equal(m, masks["numpy"])
+    # Every pair meets the NaN row: every row's gradient is NaN, as PyTorch's autograd gives.
+    assert masks["numpy"].all()
+    torch = pytest.importorskip("torch")
+    _, tg = _torch_pairwise_contrastive(torch, x, lab)
+    np.testing.assert_array_equal(masks["numpy"], torch.isnan(tg).numpy())
+
+
+def test_nan_row_propagates_into_contrastive_gradients(backend):
+    rng = np.random.default_rng(10)
+    x1, x2 = rng.standard_normal((2, 5, 3))
+    x1[1, 0] = np.nan
+    y = np.array([1.0, 0.0, 1.0, 0.0, 1.0])
+    for t in (0.0, 1.0):  # a dissimilar and a similar pair with the NaN row
+        y[1] = t
+        v, (g1, g2) = fastloss.contrastive_loss(x1, x2, y, return_grad=True)
+        assert np.isnan(v)
+        assert np.isnan(g1[1]).all() and np.isnan(g2[1]).all()  # the whole row, as torch gives
+        assert np.isfinite(np.delete(g1, 1, axis=0)).all()
+
+
+def test_triplet_gradients_at_zero_components_and_at_1e300(backend):
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((4, 3))
+    p = a.copy()
+    p[:, 0] += 0.5  # two components of a - p are exactly 0
+    n = rng.standard_normal((4, 3)) * 0.1 + a
+    v, grads = fastloss.triplet_margin_loss(a, p, n, p=0.5, eps=0.0, return_grad=True)
+    assert all(np.isfinite(g).all() for g in grads), grads
+    big = [rng.standard_normal((4, 3)) * 1e300 for _ in range(3)]
+    v, grads = fastloss.triplet_margin_loss(*big, return_grad=True)
+    assert all(np.isfinite(g).all() for g in grads)  # PyTorch: 0 where the hinge input is inf - inf
+    torch = optional_module("torch")
+    for args, kw in (((a, p, n), {"p": 0.5, "eps": 0.0}), (tuple(big), {})):
+        ts = [torch.tensor(z, requires_grad=True) for z in args]
+        torch.nn.functional.triplet_margin_loss(*ts, **kw).backward()
+        _, grads = fastloss.triplet_margin_loss(*args, return_grad=True, **kw)
+        for g, t in zip(grads, ts):
+            np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-12, atol=1e-300)
+
+
+NONSENSE = [
+    ("arcface_loss", {"scale": np.inf}),
+    ("arcface_loss", {"margin": np.nan}),
+    ("multiple_negatives_ranking_loss", {"scale": np.inf}),
+    ("ge2e_loss", {"w": np.inf}),
+    ("ge2e_loss", {"b": np.nan}),
+    ("info_nce", {"temperature": np.inf}),
+    ("nt_xent", {"temperature": np.nan}),
+    ("triplet_margin_loss", {"margin": np.nan}),
+    ("contrastive_loss", {"margin": np.inf}),
+    ("pairwise_contrastive_loss", {"margin": np.inf}),
+    ("cosine_embedding_loss", {"margin": np.nan}),
+    ("smooth_l1", {"beta": np.inf}),
+    ("hinge", {"margin": -np.inf}),
+    ("sigmoid_focal_loss", {"gamma": np.inf}),
+    ("softmax_focal_loss", {"gamma": np.inf}),
+    ("dice_loss", {"smooth_nr": np.inf}),
+    ("cross_entropy", {"weight": np.array([1.0, -np.inf, 1.0, 1.0, 1.0])}),
+    ("cross_entropy", {"weight": np.array([1.0, np.nan, 1.0, 1.0, 1.0])}),
+    ("nll_loss", {"weight": np.array([np.inf, 1.0, 1.0, 1.0, 1.0])}),
+]
+
+
+@pytest.mark.parametrize(("name", "params"), NONSENSE, ids=[f"{n}-{next(iter(p))}" for n, p in NONSENSE])
+def test_nonsense_parameters_raise_before_any_work(backend, name, params):
+    args, kwargs = CALLS[name](np.random.default_rng(12), np.float64)
+    with pytest.raises(ValueError, match=rf"{next(iter(params))} must"):
+        getattr(fastloss, name)(*args, **{**kwargs, **params})
+

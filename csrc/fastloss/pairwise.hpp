@@ -352,8 +352,13 @@ double pair_contrastive(const T* x, std::size_t n, std::size_t d, const std::int
           const T l = similar ? T(0.5) * v : T(0.5) * h * h;
           part += j0 + c > i ? static_cast<double>(l) : 0.0;
           if (cr) {
-            const double cd = (h > T(0) && dist > T(0)) ? -static_cast<double>(h) / static_cast<double>(dist) : 0.0;
-            const double cij = j0 + c == i ? 0.0 : (similar ? 1.0 : cd);
+            // A NaN distance gives a NaN coefficient (the gradient follows the NaN, as in PyTorch).
+            const double cd = (h > T(0) && dist > T(0)) ? -static_cast<double>(h) / static_cast<double>(dist)
+                                                        : (h != h ? static_cast<double>(h) : 0.0);
+            // A similar pair at a NaN distance: NaN too, so the whole row follows it (PyTorch's autograd,
+            // through the distance, gives NaN in every component).
+            const double cs = v != v ? static_cast<double>(v) : 1.0;
+            const double cij = j0 + c == i ? 0.0 : (similar ? cs : cd);
             cr[c] = cij;
             rs += cij;
           }
@@ -695,7 +700,7 @@ struct Contrastive {
     const double dist = std::sqrt(v);
     const double h = margin - dist < 0.0 ? 0.0 : margin - dist;
     if (g) {
-      const double c = t - (1.0 - t) * ((h > 0.0 && dist > 0.0) ? h / dist : 0.0);
+      const double c = t - (1.0 - t) * ((h > 0.0 && dist > 0.0) ? h / dist : (h != h ? h : 0.0));  // NaN follows
       for (std::size_t k = 0; k < d; ++k) {
         const double u = static_cast<double>(x0[k]) - static_cast<double>(x1[k]);
         g[k] = c * u;

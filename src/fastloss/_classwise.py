@@ -134,6 +134,10 @@ def class_loss(
                 f"{func}: {weight_name} must have shape ({classes},), one per class, got {wa.shape}"
             )
         cw = _validate.flat(wa, dtype)
+        if not np.isfinite(cw).all():
+            k = int(np.argmin(np.isfinite(cw)))
+            bad = f"{weight_name}[{k}] = {float(cw[k])!r}"
+            raise ValueError(f"{func}: {weight_name} must be finite; found {bad}")
     value, _, first_bad, out, grad = _backend.kernels().classwise(
         kernel,
         _validate.flat(xs, dtype),

@@ -164,8 +164,11 @@ def real_param(
     gt: float | None = None,
     ge: float | None = None,
     le: float | None = None,
+    finite: bool = True,
 ) -> float:
-    """A real scalar parameter, checked against bounds; NaN is rejected."""
+    """A real scalar parameter, checked against bounds; NaN is rejected, and so is +-inf unless `finite`
+    is False (Huber's delta = inf, the quadratic limit): an infinite margin, scale or weight is never
+    meant."""
     if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
         value = value.item()
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
@@ -173,6 +176,8 @@ def real_param(
     v = float(value)
     if v != v:
         raise ValueError(f"{name} must not be NaN")
+    if finite and v in (np.inf, -np.inf):
+        raise ValueError(f"{name} must be finite, got {v:g}")
     if gt is not None and not v > gt:
         raise ValueError(f"{name} must be > {gt:g}, got {v:g}")
     if ge is not None and not v >= ge:

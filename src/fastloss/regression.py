@@ -121,7 +121,7 @@ def huber(
     >>> float(fastloss.huber([0.0, 0.0], [0.5, 3.0]))
     1.3125
     """
-    d = _validate.real_param("delta", delta, gt=0.0)
+    d = _validate.real_param("delta", delta, gt=0.0, finite=False)  # inf: the quadratic limit
     return _pair(
         "huber", "huber", pred, target, (d,), weight=weight, reduction=reduction, return_grad=return_grad
     )
@@ -202,7 +202,7 @@ def pseudo_huber(
     >>> round(float(fastloss.pseudo_huber([0.0], [1.0])), 12)
     0.414213562373
     """
-    d = _validate.real_param("delta", delta, gt=0.0)
+    d = _validate.real_param("delta", delta, gt=0.0, finite=False)  # inf: the quadratic limit
     return _pair(
         "pseudo_huber",
         "pseudo_huber",

@@ -334,7 +334,8 @@ def _rowwise_triplet(xs, params, want_grad):
     loss = np.maximum(z, 0.0)
     if not want_grad:
         return loss, None
-    h = _hinge_slope(z)[:, None]
+    # torch's clamp_min backward: slope 1 where z > 0 and 0 elsewhere, a NaN z (inf - inf at 1e300) too
+    h = (z > 0.0).astype(np.float64)[:, None]
     g_ap = _pnorm_grad(v_ap, d_ap, p_norm)
     g_an = _pnorm_grad(v_an, d_an, p_norm)
     if swap != 0.0:
