@@ -22,7 +22,7 @@ import zlib
 import numpy as np
 import pytest
 from _calls import CALLS, leaves
-from conftest import DTYPE_IDS, DTYPES, HAVE_CORE, needs_core, optional_module
+from conftest import DTYPE_IDS, DTYPES, HAVE_CORE, needs_core
 
 import fastloss
 from fastloss import _backend
@@ -194,7 +194,7 @@ def test_binding_refuses_byteswapped_unaligned_and_overflowing_sizes(core):
 
 
 def test_bfloat16_from_ml_dtypes_computes_as_float32(backend):
-    ml_dtypes = optional_module("ml_dtypes")
+    ml_dtypes = pytest.importorskip("ml_dtypes")
     rng = np.random.default_rng(4)
     p = rng.standard_normal(100).astype(ml_dtypes.bfloat16)
     t = rng.standard_normal(100).astype(ml_dtypes.bfloat16)
@@ -209,7 +209,7 @@ def test_bfloat16_from_ml_dtypes_computes_as_float32(backend):
 
 
 def test_torch_tensors(backend):
-    torch = optional_module("torch")
+    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(5)
     p, t = rng.standard_normal(50).astype(np.float32), rng.standard_normal(50).astype(np.float32)
     assert fastloss.mse(torch.from_numpy(p), torch.from_numpy(t)) == fastloss.mse(p, t)
@@ -283,7 +283,7 @@ def _parent_and_child(
 
 
 def test_joblib_loky_workers(backend):
-    joblib = optional_module("joblib")
+    joblib = pytest.importorskip("joblib")
     names = NAMES
     want = [_call(n, np.float64) for n in names]
     # Each worker receives pickled arrays; the results come back pickled too.
@@ -636,7 +636,7 @@ def test_triplet_gradients_at_zero_components_and_at_1e300(backend):
     big = [rng.standard_normal((4, 3)) * 1e300 for _ in range(3)]
     v, grads = fastloss.triplet_margin_loss(*big, return_grad=True)
     assert all(np.isfinite(g).all() for g in grads)  # PyTorch: 0 where the hinge input is inf - inf
-    torch = optional_module("torch")
+    torch = pytest.importorskip("torch")
     for args, kw in (((a, p, n), {"p": 0.5, "eps": 0.0}), (tuple(big), {})):
         ts = [torch.tensor(z, requires_grad=True) for z in args]
         torch.nn.functional.triplet_margin_loss(*ts, **kw).backward()
