@@ -42,11 +42,11 @@ inline std::atomic<bool>& forked_child() {
 }
 
 // Interrupting a long call (Ctrl-C). The front-end arms the calling thread before a kernel and installs a
-// poll function; the parallel drivers call `interrupt::tick()` between blocks. On the armed (calling)
+// poll function; the parallel drivers tick a `Poller` between blocks. On the armed (calling)
 // thread it reads the clock every few blocks and, once `kPoll` has passed, asks the poll function, which
 // returns true when the call must stop. A stopped call skips its remaining blocks (and every later driver
 // loop of the same call); the front-end then discards the outputs and raises. Worker threads are never
-// armed, so for them a tick is one thread-local load.
+// armed, so for them a tick is a test of a null pointer.
 namespace interrupt {
 
 using PollFn = bool (*)();
@@ -75,30 +75,44 @@ inline bool stopped() {
   return s.armed && s.stopped;
 }
 
-// Between blocks: true once the call must stop. `every`: blocks between two reads of the clock.
-inline bool tick(unsigned every = 8) {
-  State& s = state();
-  if (!s.armed) return false;
-  if (s.stopped) return true;
-  if (++s.count < every) return false;
-  s.count = 0;
-  const auto now = std::chrono::steady_clock::now();
-  if (now < s.next) return false;
-  s.next = now + kPoll;
-  const PollFn fn = poll_fn().load(std::memory_order_relaxed);
-  if (fn && fn()) s.stopped = true;
-  return s.stopped;
-}
+// The per-thread view a driver loop takes once (one thread-local lookup per thread and loop, not one
+// per block): tick() between blocks is then a register test on worker threads, and on the armed one a
+// counter, a clock read every `every` blocks and, once `kPoll` has passed, the poll. True once the call
+// must stop.
+class Poller {
+ public:
+  explicit Poller(unsigned every) : s_(state().armed ? &state() : nullptr), every_(every) {}
+  bool tick() {
+    if (s_ == nullptr) return false;
+    if (s_->stopped) return true;
+    if (++s_->count < every_) return false;
+    s_->count = 0;
+    const auto now = std::chrono::steady_clock::now();
+    if (s_->next == std::chrono::steady_clock::time_point{}) {  // the call's first clock read
+      s_->next = now + kPoll;
+      return false;
+    }
+    if (now < s_->next) return false;
+    s_->next = now + kPoll;
+    const PollFn fn = poll_fn().load(std::memory_order_relaxed);
+    if (fn && fn()) s_->stopped = true;
+    return s_->stopped;
+  }
 
-// Arms the calling thread for one kernel call; the first poll comes `kPoll` after the start, so a short
-// call never polls.
+ private:
+  State* s_;
+  unsigned every_;
+};
+
+// Arms the calling thread for one kernel call. The clock is first read at the first check (not here: a
+// short call never reads it), and the first poll comes `kPoll` later, so a short call never polls.
 struct Armed {
   Armed() {
     State& s = state();
     s.armed = true;
     s.stopped = false;
     s.count = 0;
-    s.next = std::chrono::steady_clock::now() + kPoll;
+    s.next = {};
   }
   ~Armed() { state() = State{}; }
   bool interrupted() const { return state().stopped; }

@@ -352,12 +352,12 @@ double pair_contrastive(const T* x, std::size_t n, std::size_t d, const std::int
           const T l = similar ? T(0.5) * v : T(0.5) * h * h;
           part += j0 + c > i ? static_cast<double>(l) : 0.0;
           if (cr) {
-            // A NaN distance gives a NaN coefficient (the gradient follows the NaN, as in PyTorch).
-            const double cd = (h > T(0) && dist > T(0)) ? -static_cast<double>(h) / static_cast<double>(dist)
-                                                        : (h != h ? static_cast<double>(h) : 0.0);
-            // A similar pair at a NaN distance: NaN too, so the whole row follows it (PyTorch's autograd,
-            // through the distance, gives NaN in every component).
-            const double cs = v != v ? static_cast<double>(v) : 1.0;
+            // A NaN distance gives a NaN coefficient, for similar pairs too, so the whole row follows it
+            // (PyTorch's autograd, through the distance, gives NaN in every component). 0 * h and 0 * v
+            // are 0 for finite values and NaN for NaN: no extra compare in the loop.
+            const double hd = static_cast<double>(h);
+            const double cd = (h > T(0) && dist > T(0)) ? -hd / static_cast<double>(dist) : 0.0 * hd;
+            const double cs = 1.0 + 0.0 * static_cast<double>(v);
             const double cij = j0 + c == i ? 0.0 : (similar ? cs : cd);
             cr[c] = cij;
             rs += cij;

@@ -31,6 +31,8 @@ inline namespace FASTLOSS_ISA_NAMESPACE {
 enum class Reduction : int { none = 0, sum = 1, mean = 2 };
 
 constexpr std::size_t kBlock = 2048;
+// Elementwise blocks between two clock reads of the interrupt check (about 30 us of work at memory speed).
+constexpr unsigned kCheckEvery = 32;
 // Inputs shorter than this run on the calling thread: waking a team costs more than it saves
 // (measured with bench/threshold.py; see the README).
 constexpr std::size_t kParallelMin = std::size_t(1) << 13;
@@ -63,8 +65,8 @@ inline int resolve_threads(int requested, std::size_t n, std::size_t min_per_thr
 }
 
 // Runs body(b) for every block b in [0, nblocks), in parallel over a static schedule. Between blocks the
-// calling thread checks for an interrupt (interrupt::tick, every `check_every` of its blocks); once one
-// comes, every thread skips its remaining blocks.
+// calling thread checks for an interrupt (interrupt::Poller, a clock read every `check_every` of its
+// blocks); once one comes, every thread skips its remaining blocks.
 template <class Body>
 void for_each_block(std::size_t nblocks, int nthreads, const Body& body, unsigned check_every = 1) {
   if (interrupt::stopped()) return;
@@ -72,19 +74,24 @@ void for_each_block(std::size_t nblocks, int nthreads, const Body& body, unsigne
 #ifdef _OPENMP
   if (nthreads > 1) {
     std::atomic<bool> stop{false};
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (std::ptrdiff_t b = 0; b < nb; ++b) {
-      if (stop.load(std::memory_order_relaxed)) continue;
-      body(static_cast<std::size_t>(b));
-      if (interrupt::tick(check_every)) stop.store(true, std::memory_order_relaxed);
+#pragma omp parallel num_threads(nthreads)
+    {
+      interrupt::Poller poll(check_every);
+#pragma omp for schedule(static) nowait  // the region's end is the one barrier
+      for (std::ptrdiff_t b = 0; b < nb; ++b) {
+        if (stop.load(std::memory_order_relaxed)) continue;
+        body(static_cast<std::size_t>(b));
+        if (poll.tick()) stop.store(true, std::memory_order_relaxed);
+      }
     }
     return;
   }
 #endif
   (void)nthreads;
+  interrupt::Poller poll(check_every);
   for (std::ptrdiff_t b = 0; b < nb; ++b) {
     body(static_cast<std::size_t>(b));
-    if (interrupt::tick(check_every)) return;
+    if (poll.tick()) return;
   }
 }
 
@@ -98,19 +105,24 @@ void for_each_task(std::size_t ntasks, int nthreads, const Body& body) {
 #ifdef _OPENMP
   if (nthreads > 1) {
     std::atomic<bool> stop{false};
-#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
-    for (std::ptrdiff_t b = 0; b < nb; ++b) {
-      if (stop.load(std::memory_order_relaxed)) continue;
-      body(static_cast<std::size_t>(b));
-      if (interrupt::tick(1)) stop.store(true, std::memory_order_relaxed);
+#pragma omp parallel num_threads(nthreads)
+    {
+      interrupt::Poller poll(1);
+#pragma omp for schedule(dynamic, 1) nowait
+      for (std::ptrdiff_t b = 0; b < nb; ++b) {
+        if (stop.load(std::memory_order_relaxed)) continue;
+        body(static_cast<std::size_t>(b));
+        if (poll.tick()) stop.store(true, std::memory_order_relaxed);
+      }
     }
     return;
   }
 #endif
   (void)nthreads;
+  interrupt::Poller poll(1);
   for (std::ptrdiff_t b = 0; b < nb; ++b) {
     body(static_cast<std::size_t>(b));
-    if (interrupt::tick(1)) return;
+    if (poll.tick()) return;
   }
 }
 
@@ -271,7 +283,7 @@ void elementwise_run(const F& f, const ElementwiseArgs<T>& x, ElementwiseResult&
     if constexpr (kWeights) {
       for_each_block(nblocks, nt, [&](std::size_t blk) {
         wsums[blk] = block_sum(x.weight + blk * kBlock, block_len(blk));
-      }, 8);
+      }, kCheckEvery);
       total_w = tree_sum(wsums.data(), 0, nblocks);
     } else {
       // Same expression as the main pass's sum of per-block ws * len.
@@ -287,7 +299,7 @@ void elementwise_run(const F& f, const ElementwiseArgs<T>& x, ElementwiseResult&
     sums[blk] = p.sum;
     wsums[blk] = p.wsum;
     nbad[blk] = p.nbad;
-  }, 8);
+  }, kCheckEvery);
 
   if constexpr (F::kChecks) {
     for (std::size_t blk = 0; blk < nblocks; ++blk) {
@@ -350,7 +362,7 @@ double read_probe(const T* a, const T* b, std::size_t n, int num_threads) {
     double s = 0.0;
     for (std::size_t k = 0; k < kLanes; ++k) s += acc[k];
     sums[blk] = s;
-  }, 8);
+  }, kCheckEvery);
   return detail::tree_sum(sums.data(), 0, nblocks);
 }
 
