@@ -674,3 +674,45 @@ def test_nonsense_parameters_raise_before_any_work(backend, name, params):
     with pytest.raises(ValueError, match=rf"{next(iter(params))} must"):
         getattr(fastloss, name)(*args, **{**kwargs, **params})
 
+
+OVERFLOWING = [
+    ("pairwise_contrastive_loss", "margin"),
+    ("contrastive_loss", "margin"),
+    ("triplet_margin_loss", "eps"),
+    ("hinge", "margin"),
+    ("sigmoid_focal_loss", "gamma"),
+    ("softmax_focal_loss", "gamma"),
+    ("multiclass_hinge", "margin"),
+    ("huber", "delta"),
+]
+
+
+@pytest.mark.parametrize(("name", "param"), OVERFLOWING)
+def test_a_parameter_beyond_float32_is_refused_for_float32_inputs(backend, name, param):
+    # 1e300 is finite, but the float32 kernels would compute with inf: refused as inf itself is, and the
+    # message says how to get it (float64 inputs, where the same call is fine).
+    args, kwargs = CALLS[name](np.random.default_rng(13), np.float32)
+    with pytest.raises(ValueError, match=rf"{param}=1e\+300 overflows float32"):
+        getattr(fastloss, name)(*args, **{**kwargs, param: 1e300})
+    args64, kwargs64 = CALLS[name](np.random.default_rng(13), np.float64)
+    getattr(fastloss, name)(*args64, **{**kwargs64, param: 1e300})
+
+
+def test_triplet_huge_p_is_the_max_norm_limit(backend):
+    rng = np.random.default_rng(14)
+    a, p, n = (rng.standard_normal((6, 5)) for _ in range(3))
+    v, grads = fastloss.triplet_margin_loss(a, p, n, p=1e300, margin=0.5, reduction="none", return_grad=True)
+    d_ap, d_an = np.abs(a - p + 1e-6).max(axis=1), np.abs(a - n + 1e-6).max(axis=1)
+    np.testing.assert_allclose(v, np.maximum(d_ap - d_an + 0.5, 0.0), rtol=1e-12)
+    assert all(np.isfinite(g).all() for g in grads)
+    v100, _ = fastloss.triplet_margin_loss(a, p, n, p=100.0, margin=0.5, reduction="none", return_grad=True)
+    np.testing.assert_allclose(v100, v, rtol=0.1)  # p = 100 is already close to the limit
+
+
+def test_softmax_focal_with_gamma_0_is_cross_entropy_even_beside_an_inf_logit(backend):
+    x = np.array([[-0.1, np.inf, -0.7, 0.35], [0.2, 0.1, -0.3, 1.0]])
+    y = np.array([3, 0])
+    np.testing.assert_array_equal(
+        fastloss.softmax_focal_loss(x, y, gamma=0.0, reduction="none"),
+        fastloss.cross_entropy(x, y, reduction="none"),
+    )

@@ -505,7 +505,8 @@ struct SoftmaxFocal : RowBase {
     const double lp = (r.x[y] - r.shift) - r.log_sum;  // log p_y
     const double py = r.e[y] * r.inv_sum;
     const double q = other * r.inv_sum;      // 1 - p_y
-    const double mod = math::pow_nonneg(q, gamma, zero_pow);
+    // q^0 = 1 for every q, NaN included (an inf logit elsewhere): gamma = 0 is cross-entropy exactly.
+    const double mod = gamma == 0.0 ? 1.0 : math::pow_nonneg(q, gamma, zero_pow);
     if (g) {
       const double dmod = q > 0.0 ? gamma * mod / q : 0.0;  // gamma q^(gamma-1)
       const double k = ay * (mod - dmod * py * lp);

@@ -353,11 +353,11 @@ double pair_contrastive(const T* x, std::size_t n, std::size_t d, const std::int
           part += j0 + c > i ? static_cast<double>(l) : 0.0;
           if (cr) {
             // A NaN distance gives a NaN coefficient, for similar pairs too, so the whole row follows it
-            // (PyTorch's autograd, through the distance, gives NaN in every component). 0 * h and 0 * v
-            // are 0 for finite values and NaN for NaN: no extra compare in the loop.
+            // (PyTorch's autograd, through the distance, gives NaN in every component). 0 * h is 0 for a
+            // finite h and NaN for NaN: no extra compare in the loop.
             const double hd = static_cast<double>(h);
             const double cd = (h > T(0) && dist > T(0)) ? -hd / static_cast<double>(dist) : 0.0 * hd;
-            const double cs = 1.0 + 0.0 * static_cast<double>(v);
+            const double cs = v != v ? static_cast<double>(v) : 1.0;  // inf: the finite components stay finite
             const double cij = j0 + c == i ? 0.0 : (similar ? cs : cd);
             cr[c] = cij;
             rs += cij;
@@ -735,19 +735,30 @@ struct Triplet {
           g[k] = nrm == 0.0 ? 0.0 : (static_cast<double>(u[k]) - static_cast<double>(v[k]) + eps) / nrm;
       return nrm;
     }
+    // ||w||_p = m (sum_k (|w_k| / m)^p)^(1/p) with m = max_k |w_k|: no power over- or underflows for
+    // any p (a huge p gives the max norm, its limit, where the unscaled sum is inf or 0); an inf component
+    // makes it inf, a NaN one NaN.
+    double m = 0.0;
     for (std::size_t k = 0; k < d; ++k) {
       const double w = std::fabs(static_cast<double>(u[k]) - static_cast<double>(v[k]) + eps);
-      s += p == 1.0 ? w : std::pow(w, p);
+      if (p == 1.0) s += w;
+      m = w > m || w != w ? w : m;
+      if (m != m) break;
     }
-    const double nrm = p == 1.0 ? s : std::pow(s, 1.0 / p);
+    double nrm = p == 1.0 ? s : m;  // p = 1: the plain sum; else m where it is 0, inf or NaN
+    if (p != 1.0 && m > 0.0 && m < std::numeric_limits<double>::infinity()) {
+      for (std::size_t k = 0; k < d; ++k)
+        s += std::pow(std::fabs(static_cast<double>(u[k]) - static_cast<double>(v[k]) + eps) / m, p);
+      nrm = m * std::pow(s, 1.0 / p);
+    }
     if (g) {
-      const double den = p == 1.0 ? 1.0 : std::pow(nrm, p - 1.0);
       for (std::size_t k = 0; k < d; ++k) {
         const double w = static_cast<double>(u[k]) - static_cast<double>(v[k]) + eps;
-        // A zero component has derivative 0 (as PyTorch's norm backward says), also for p < 1 where
-        // |w|^(p-1) is infinite there: never 0 * inf. A NaN component (or norm) gives NaN.
+        // sign(w) (|w| / ||w||)^(p-1): the ratio lies in [0, 1], so neither power over- nor underflows
+        // for a large p, where |w|^(p-1) / ||w||^(p-1) is inf / inf. A zero component has derivative 0
+        // (as PyTorch's norm backward says), also for p < 1: never 0 * inf. A NaN component gives NaN.
         const double sg = w > 0.0 ? 1.0 : -1.0;
-        g[k] = w == 0.0 ? 0.0 : sg * (p == 1.0 ? 1.0 : std::pow(std::fabs(w), p - 1.0)) / den;
+        g[k] = w == 0.0 ? 0.0 : sg * (p == 1.0 ? 1.0 : std::pow(std::fabs(w) / nrm, p - 1.0));
       }
     }
     return nrm;
@@ -772,11 +783,13 @@ struct Triplet {
     const double v = dap - dneg + margin;
     const double l = v > 0.0 ? v : (v == v ? 0.0 : v);
     if (g) {
-      const bool active = v > 0.0;
+      // The hinge's slope multiplies the distances' derivatives, as autograd does: 0 where inactive (a NaN
+      // hinge input too, as torch's clamp_min backward), and a NaN derivative stays NaN even there.
+      const double h = v > 0.0 ? 1.0 : 0.0;
       for (std::size_t k = 0; k < d; ++k) {
-        const double a1 = active ? gap[k] : 0.0;             // d d_ap / d a (= -d/dp)
-        const double a2 = active && !swapped ? gan[k] : 0.0;  // d d_an / d a (= -d/dn)
-        const double a3 = active && swapped ? gpn[k] : 0.0;   // d d_pn / d p (= -d/dn)
+        const double a1 = h * gap[k];                  // d d_ap / d a (= -d/dp)
+        const double a2 = swapped ? 0.0 : h * gan[k];  // d d_an / d a (= -d/dn)
+        const double a3 = swapped ? h * gpn[k] : 0.0;  // d d_pn / d p (= -d/dn)
         g[k] = a1 - a2;               // d l / d a
         g[d + k] = -a1 - a3;          // d l / d p
         g[2 * d + k] = a2 + a3;       // d l / d n

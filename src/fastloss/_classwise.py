@@ -65,7 +65,7 @@ def class_loss(
     *,
     weight: Any,
     ignore_index: object,
-    params: tuple[float, ...],
+    params: dict[str, float],
     reduction: str,
     return_grad: bool,
     allow_prob_target: bool,
@@ -148,7 +148,7 @@ def class_loss(
         tprob,
         cw,
         None if kernel_ignore is None else int(kernel_ignore),
-        list(params),
+        _validate.fits(func, dtype, params),
         code,
         return_grad,
         _backend.thread_arg(),
@@ -172,7 +172,7 @@ def class_loss(
         if unbatched:
             result = result[0]
     else:
-        result = dtype.type(value)
+        result = _validate.scalar(value, dtype)
     if not return_grad:
         return result
     g = grad.reshape(xs.shape)

@@ -15,7 +15,7 @@ def run(
     loss: str,
     inputs: dict[str, Any],
     *,
-    params: tuple[float, ...] = (),
+    params: dict[str, float] | None = None,
     weight: Any = None,
     reduction: str = "mean",
     return_grad: bool = False,
@@ -23,13 +23,15 @@ def run(
 ) -> Any:
     """Evaluate elementwise kernel `loss` for public function `func`.
 
-    `inputs` maps argument names to arrays in kernel order (a, b[, c]); `aux` is an optional
-    (name, value, scalar_loss) per-element operand that broadcasts like a weight and is passed as c
-    (pos_weight); when it holds a single value, kernel `scalar_loss` runs instead with it as params[0].
+    `inputs` maps argument names to arrays in kernel order (a, b[, c]), `params` the public names of the
+    kernel's parameters to their values, in kernel order; `aux` is an optional (name, value, scalar_loss)
+    per-element operand that broadcasts like a weight and is passed as c (pos_weight); when it holds a
+    single value, kernel `scalar_loss` runs instead with it as the first parameter.
     Returns the value, or (value, grad) with return_grad; a loss with two differentiable inputs
     returns (value, (grad_a, grad_c)).
     """
     code = _validate.reduction_code(reduction)
+    params = params or {}
     return_grad = _validate.bool_param("return_grad", return_grad)
     names = tuple(inputs)
     arrays = tuple(_validate.as_array(v, k) for k, v in inputs.items())
@@ -42,19 +44,28 @@ def run(
     if aux is not None:
         c, c_scalar = _validate.broadcast_operand(aux[1], aux[0], shape, dtype)
         if c is None:
-            loss, params = aux[2], (c_scalar, *params[1:])
+            loss, params = aux[2], {aux[0]: c_scalar, **dict(list(params.items())[1:])}
         else:
             flats.append(c)
     a, b = flats[0], flats[1]
     c = flats[2] if len(flats) > 2 else None
 
     value, _, first_bad, out, grad_a, grad_c = _backend.kernels().elementwise(
-        loss, a, b, c, w, w_scalar, list(params), code, return_grad, _backend.thread_arg()
+        loss,
+        a,
+        b,
+        c,
+        w,
+        w_scalar,
+        _validate.fits(func, dtype, params),
+        code,
+        return_grad,
+        _backend.thread_arg(),
     )
     if first_bad >= 0:
         raise ValueError(_bad_element_message(func, loss, names, flats, shape, first_bad))
 
-    result = out.reshape(shape) if code == 0 else dtype.type(value)
+    result = out.reshape(shape) if code == 0 else _validate.scalar(value, dtype)
     if not return_grad:
         return result
     if grad_c is not None:

@@ -83,9 +83,9 @@ def reduce_rows(loss: np.ndarray, code: int, dtype: np.dtype, count: int | None 
         return loss.astype(dtype, copy=False).reshape(shape if shape is not None else loss.shape)
     total = float(np.sum(loss))
     if code == 1:
-        return dtype.type(total)
+        return _validate.scalar(total, dtype)
     count = loss.size if count is None else count
-    return dtype.type(total / count if count else np.nan)
+    return _validate.scalar(total / count if count else np.nan, dtype)
 
 
 @_validate.ieee

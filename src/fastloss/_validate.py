@@ -32,6 +32,19 @@ def ieee(func: F) -> F:
     return quiet  # type: ignore[return-value]
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def scalar(value: float, dtype: np.dtype) -> np.generic:
+    """A reduced float64 result as a scalar of the computation dtype. Beyond float32's range it rounds to
+    +-inf as IEEE says, without NumPy's overflow warning (the check costs a comparison on the common path).
+    """
+    if dtype.itemsize < 8 and not -_F32_MAX <= value <= _F32_MAX:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return dtype.type(value)
+    return dtype.type(value)
+
+
 def reduction_code(reduction: object) -> int:
     if not isinstance(reduction, str):
         raise TypeError(f"reduction must be a string, got {type(reduction).__name__}")
@@ -185,6 +198,19 @@ def real_param(
     if le is not None and not v <= le:
         raise ValueError(f"{name} must be <= {le:g}, got {v:g}")
     return v
+
+
+def fits(func: str, dtype: np.dtype, params: dict[str, float]) -> list[float]:
+    """The parameters in kernel order, each checked to stay finite in the compute dtype: the kernels
+    compute in `dtype`, where 1e300 would become inf (float32), a value `real_param` already refuses."""
+    top = float(np.finfo(dtype).max)
+    for name, v in params.items():
+        if v == v and abs(v) != np.inf and abs(v) > top:
+            raise ValueError(
+                f"{func}: {name}={v:g} overflows {np.dtype(dtype).name}, the precision the inputs compute in "
+                f"(at most {top:.3g}); pass float64 inputs"
+            )
+    return list(params.values())
 
 
 def bool_param(name: str, value: object) -> bool:

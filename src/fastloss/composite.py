@@ -35,7 +35,7 @@ def _penalty(func: str, kernel: str, arrays: tuple, return_grad: object) -> Any:
         dtypes.append(np.asarray(value).dtype)
         grads.append(g)
     dtype = np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
-    value = dtype.type(total)
+    value = _validate.scalar(total, dtype)
     return (value, tuple(grads)) if return_grad else value
 
 
@@ -197,7 +197,7 @@ class Composite:
                 k = next(j for j, a in enumerate(inputs) if a is t.args[pos])
                 contrib = t.weight * gi
                 grads[k] = contrib if grads[k] is None else grads[k] + contrib
-        value = np.result_type(*dtypes).type(total)
+        value = _validate.scalar(total, np.result_type(*dtypes))
         if not return_grad:
             return CompositeResult(value, terms, None, inputs)
         # Inputs no term differentiates (labels, targets) get no gradient; keep the list aligned.

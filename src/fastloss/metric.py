@@ -52,7 +52,7 @@ def margin_ranking_loss(
         "margin_ranking_loss",
         "margin_ranking",
         {"x1": x1, "target": target, "x2": x2},
-        params=(m,),
+        params={"margin": m},
         weight=weight,
         reduction=reduction,
         return_grad=return_grad,
@@ -151,18 +151,25 @@ def contrastive_loss(
     (a, b), dtype = _pairwise.embeddings(func, {"x1": x1, "x2": x2})
     _pairwise.same_shape(func, ("x1", "x2"), [a, b])
     t = _pairwise.row_target(func, target, a.shape[0], "unit")
-    return _rowwise(func, "contrastive", [a, b], t, [m], code, return_grad, dtype)
+    return _rowwise(func, "contrastive", [a, b], t, {"margin": m}, code, return_grad, dtype)
 
 
 def _rowwise(func, kernel, arrays, target, params, code, return_grad, dtype) -> Any:
     n = arrays[0].shape[0]
     loss, grads = _backend.kernels().rowwise(
-        kernel, arrays, target, params, return_grad, _pairwise.grad_scale(code, n), _backend.thread_arg()
+        kernel,
+        arrays,
+        target,
+        _validate.fits(func, dtype, params),
+        return_grad,
+        _pairwise.grad_scale(code, n),
+        _backend.thread_arg(),
     )
     value = _pairwise.reduce_rows(loss, code, dtype)
     return (value, tuple(grads)) if return_grad else value
 
 
+@_validate.ieee
 def pairwise_contrastive_loss(
     embeddings: ArrayLike,
     labels: ArrayLike,
@@ -196,11 +203,16 @@ def pairwise_contrastive_loss(
     y = _pairwise.int_labels(func, labels, n)
     pairs = n * (n - 1) // 2
     value, grad = _backend.kernels().pairwise_contrastive(
-        x, y, m, return_grad, _pairwise.grad_scale(code, pairs), _backend.thread_arg()
+        x,
+        y,
+        *_validate.fits(func, dtype, {"margin": m}),
+        return_grad,
+        _pairwise.grad_scale(code, pairs),
+        _backend.thread_arg(),
     )
     if code == 2:
         value = value / pairs if pairs else np.nan
-    value = dtype.type(value)
+    value = _validate.scalar(value, dtype)
     return (value, grad) if return_grad else value
 
 
@@ -221,6 +233,8 @@ def triplet_margin_loss(
     Matches ``torch.nn.functional.triplet_margin_loss``, including its ``eps`` added to the difference
     and ``swap`` (the distance swap of Balntas et al. 2016: ``d(a, n)`` becomes ``min(d(a, n), d(p, n))``)
     and its refusal of ``margin <= 0``. At a swap tie the gradient follows ``d(a, n)`` (torch splits it).
+    The p-norm is computed scaled by its largest component, so a huge ``p`` gives the max norm (its
+    limit) where torch's unscaled sum overflows to inf or 0.
     Inputs are (N, d). With ``return_grad=True`` returns ``(value, (d/danchor, d/dpositive, d/dnegative))``.
 
     >>> import fastloss
@@ -237,7 +251,16 @@ def triplet_margin_loss(
     sw = _validate.bool_param("swap", swap)
     arrays, dtype = _pairwise.embeddings(func, {"anchor": anchor, "positive": positive, "negative": negative})
     _pairwise.same_shape(func, ("anchor", "positive", "negative"), arrays)
-    return _rowwise(func, "triplet", arrays, None, [m, pn, e, float(sw)], code, return_grad, dtype)
+    return _rowwise(
+        func,
+        "triplet",
+        arrays,
+        None,
+        {"margin": m, "p": pn, "eps": e, "swap": float(sw)},
+        code,
+        return_grad,
+        dtype,
+    )
 
 
 def cosine_embedding_loss(
@@ -266,7 +289,7 @@ def cosine_embedding_loss(
     (a, b), dtype = _pairwise.embeddings(func, {"x1": x1, "x2": x2})
     _pairwise.same_shape(func, ("x1", "x2"), [a, b])
     t = _pairwise.row_target(func, target, a.shape[0], "pm1")
-    return _rowwise(func, "cosine_embedding", [a, b], t, [m], code, return_grad, dtype)
+    return _rowwise(func, "cosine_embedding", [a, b], t, {"margin": m}, code, return_grad, dtype)
 
 
 @_validate.ieee
@@ -445,6 +468,7 @@ def nt_xent(
     return value, (g[:n], g[n:])
 
 
+@_validate.ieee
 def multiple_negatives_ranking_loss(
     anchors: ArrayLike,
     positives: ArrayLike,
@@ -574,6 +598,7 @@ def ge2e_loss(
     return value, g_e.astype(dtype).reshape(S, U, d)
 
 
+@_validate.ieee
 def arcface_loss(
     embeddings: ArrayLike,
     weight: ArrayLike,
@@ -631,6 +656,7 @@ def arcface_loss(
     )
 
 
+@_validate.ieee
 def kmeans_inertia(
     x: ArrayLike,
     centers: ArrayLike,
@@ -668,7 +694,7 @@ def kmeans_inertia(
                 f"{func}: sample_weight must be non-negative; found sample_weight[{i}] = {w[i]!r}"
             )
     d2, labels = _backend.kernels().kmeans(xa, ca, _backend.thread_arg())
-    inertia = dtype.type(np.sum(d2 if w is None else w * d2))
+    inertia = _validate.scalar(float(np.sum(d2 if w is None else w * d2)), dtype)
     if not return_grad:
         return inertia, labels
     diff = xa.astype(np.float64) - ca[labels].astype(np.float64)

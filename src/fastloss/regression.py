@@ -25,8 +25,8 @@ ArrayLike = Any
 __all__ = ["huber", "log_cosh", "mae", "mse", "pinball", "pseudo_huber", "rmse", "smooth_l1"]
 
 
-def _pair(func: str, loss: str, pred, target, params=(), **kw) -> Any:
-    return _elementwise.run(func, loss, {"pred": pred, "target": target}, params=params, **kw)
+def _pair(func: str, loss: str, pred, target, params=None, **kw) -> Any:
+    return _elementwise.run(func, loss, {"pred": pred, "target": target}, params=params or {}, **kw)
 
 
 def mse(
@@ -123,7 +123,14 @@ def huber(
     """
     d = _validate.real_param("delta", delta, gt=0.0, finite=False)  # inf: the quadratic limit
     return _pair(
-        "huber", "huber", pred, target, (d,), weight=weight, reduction=reduction, return_grad=return_grad
+        "huber",
+        "huber",
+        pred,
+        target,
+        {"delta": d},
+        weight=weight,
+        reduction=reduction,
+        return_grad=return_grad,
     )
 
 
@@ -154,7 +161,7 @@ def smooth_l1(
         "smooth_l1",
         pred,
         target,
-        (b,),
+        {"beta": b},
         weight=weight,
         reduction=reduction,
         return_grad=return_grad,
@@ -208,7 +215,7 @@ def pseudo_huber(
         "pseudo_huber",
         pred,
         target,
-        (d,),
+        {"delta": d},
         weight=weight,
         reduction=reduction,
         return_grad=return_grad,
@@ -235,5 +242,12 @@ def pinball(
     """
     q = _validate.real_param("quantile", quantile, ge=0.0, le=1.0)
     return _pair(
-        "pinball", "pinball", pred, target, (q,), weight=weight, reduction=reduction, return_grad=return_grad
+        "pinball",
+        "pinball",
+        pred,
+        target,
+        {"quantile": q},
+        weight=weight,
+        reduction=reduction,
+        return_grad=return_grad,
     )

@@ -302,6 +302,7 @@ def graph_matching_loss(a1: ArrayLike, a2: ArrayLike, perm: ArrayLike, *, return
 # Generative-model training losses
 
 
+@_validate.ieee
 def flow_matching_loss(
     v_pred: ArrayLike,
     x0: ArrayLike,
@@ -351,12 +352,13 @@ def flow_matching_loss(
         return res
     value, g = res if return_grad else (res, None)
     with np.errstate(invalid="ignore", divide="ignore"):
-        value = dtype.type(np.float64(value) / n)
+        value = _validate.scalar(float(value) / n if n else np.nan, dtype)
         if g is not None and n:
             g *= dtype.type(1.0 / n)
     return (value, g) if return_grad else value
 
 
+@_validate.ieee
 def prior_preservation_loss(
     pred: ArrayLike,
     target: ArrayLike,
@@ -390,7 +392,7 @@ def prior_preservation_loss(
     r2 = mse(prior_pred, prior_target, return_grad=return_grad)
     (v1, g1), (v2, g2) = (r1, r2) if return_grad else ((r1, None), (r2, None))
     dtype = np.result_type(np.asarray(v1).dtype, np.asarray(v2).dtype)
-    value = dtype.type(np.float64(v1) + w * np.float64(v2))
+    value = _validate.scalar(float(v1) + w * float(v2), dtype)
     if not return_grad:
         return value
     g2 *= g2.dtype.type(w)

@@ -270,7 +270,8 @@ def _hinge_slope(z: Arr) -> Arr:
 
 
 def _pnorm(v: Arr, p: float) -> Arr:
-    """||v_i||_p per row, computed as torch.norm does (no rescaling)."""
+    """||v_i||_p per row, as m (sum_k (|v_k| / m)^p)^(1/p) with m = max_k |v_k|: no power over- or
+    underflows, so a huge p gives the max norm (its limit) where torch.norm's unscaled sum is inf or 0."""
     if p == 2.0:
         return np.sqrt(np.einsum("ij,ij->i", v, v))
     av = np.abs(v)
@@ -278,7 +279,10 @@ def _pnorm(v: Arr, p: float) -> Arr:
         return av.sum(axis=1)
     if np.isinf(p):
         return av.max(axis=1, initial=0.0)
-    return np.sum(av**p, axis=1) ** (1.0 / p)
+    m = av.max(axis=1, initial=0.0)  # NaN propagates
+    ok = (m > 0.0) & (m < np.inf)
+    scale = np.where(ok, m, 1.0)
+    return np.where(ok, scale * np.sum((av / scale[:, None]) ** p, axis=1) ** (1.0 / p), m)
 
 
 def _pnorm_grad(v: Arr, norm: Arr, p: float) -> Arr:
