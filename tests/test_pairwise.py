@@ -934,7 +934,9 @@ def torch_value_grad(torch, case: PCase, args, kw, reduction):
 # 1. pairwise_distances
 
 
-PD_SHAPES = [(1, 1, 1), (5, 7, 3), (17, 4, 7), (40, 33, 5), (3, 0, 4), (0, 6, 2)]
+# (3, 70, 20000): rows so wide that a partial column panel is read row-major rather than padded to 64
+# columns (pairwise.hpp, kMaxPadBytes), for 3 rows and for one packed panel plus a 6-row tail.
+PD_SHAPES = [(1, 1, 1), (5, 7, 3), (17, 4, 7), (40, 33, 5), (3, 0, 4), (0, 6, 2), (3, 70, 20000)]
 
 
 def _pd_problem(shape, seed, dtype=np.float64):
@@ -1226,6 +1228,24 @@ def test_values_and_gradients_match_numpy_reference(backend, case, nd):
             np.testing.assert_array_equal(lab, ref.labels)
         # the value does not depend on whether the gradient is asked for
         np.testing.assert_array_equal(case.value(args, reduction, kw), v, err_msg=what)
+
+
+# Rows so wide that a partial column panel is read row-major rather than padded (pairwise.hpp,
+# kMaxPadBytes): 3 rows (no packed panel), 70 rows (one packed panel and a 6-row tail).
+@pytest.mark.parametrize("nd", [(3, 9000), (70, 9000)], ids=lambda s: f"n{s[0]}d{s[1]}")
+@pytest.mark.parametrize("case", ONE_PER_FN, ids=ONE_IDS)
+def test_wide_rows_match_numpy_reference(backend, case, nd):
+    n, d = nd
+    args, kw = make_problem(case, n, d, _seed("wide", case.id, nd), kink_min=0)
+    ref = case.reference(args, kw)
+    v, grads, lab = case.run(args, "mean", kw)
+    want, want_g = reduce_ref(ref, "mean")
+    assert_close(v, want, rtol=1e-10, atol=value_atol(ref, "mean", 1e-12), what=case.id)
+    for k, (g, wg) in enumerate(zip(grads, want_g)):
+        if wg is not None:
+            assert_close(g, wg, rtol=1e-9, atol=1e-11 * max(scale_of(wg), 1.0), what=f"{case.id} grad {k}")
+    if lab is not None:
+        np.testing.assert_array_equal(lab, ref.labels)
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -115,32 +116,10 @@ FASTLOSS_INLINE V step(V acc, V xb, V y) {
 
 }  // namespace detail
 
-// Y packed into column panels: panel J holds rows [J kTile, J kTile + kTile) of Y as d x kTile values,
-// k-major, zero past the last row.
-template <class T>
-struct Panels {
-  std::vector<T> data;
-  std::size_t rows = 0, d = 0, blocks = 0;
-  const T* panel(std::size_t J) const { return data.data() + J * d * kTile; }
-};
-
-template <class T>
-Panels<T> pack(const T* y, std::size_t m, std::size_t d, int nt) {
-  Panels<T> p;
-  p.rows = m;
-  p.d = d;
-  p.blocks = (m + kTile - 1) / kTile;
-  p.data.assign(p.blocks * d * kTile, T(0));
-  for_each_block(p.blocks, nt, [&](std::size_t J) {
-    T* const dst = p.data.data() + J * d * kTile;
-    const std::size_t j0 = J * kTile, nj = m - j0 < kTile ? m - j0 : kTile;
-    for (std::size_t c = 0; c < nj; ++c) {
-      const T* const src = y + (j0 + c) * d;
-      for (std::size_t k = 0; k < d; ++k) dst[k * kTile + c] = src[k];
-    }
-  });
-  return p;
-}
+// Padding the last, partial panel with zero columns costs (kTile - nj) d values: for a few rows of huge
+// d (2 x 10^6 embeddings) that is 30x the input. Beyond this many bytes of padding the partial panel is
+// not packed; its columns are read from the row-major Y (compute_tile_rows).
+constexpr std::size_t kMaxPadBytes = std::size_t(4) << 20;
 
 // tile[r][c] (row stride kTile) = sum_k op(x_{i0+r,k}, y_{j,k}) for the ni rows from i0 and the columns
 // of one panel. Rows past ni are not written; columns past the panel's rows hold values of zero rows.
@@ -180,6 +159,80 @@ void compute_tile(const T* x, std::size_t d, std::size_t i0, std::size_t ni, con
     }
   }
 }
+
+// The same tile for nj columns read straight from row-major y (rows j0..j0+nj): per pair a reduction over
+// k in vector lanes, four columns at a time so that each x row is read once per four.
+template <Kind K, class T>
+void compute_tile_rows(const T* x, std::size_t d, std::size_t i0, std::size_t ni, const T* y, std::size_t nj,
+                       T* tile) {
+  auto op = [](T a, T b) {
+    if constexpr (K == Kind::dot) return a * b;
+    else if constexpr (K == Kind::sqdiff) return (a - b) * (a - b);
+    else return std::fabs(a - b);
+  };
+  for (std::size_t r = 0; r < ni; ++r) {
+    const T* const xr = x + (i0 + r) * d;
+    std::size_t c = 0;
+    for (; c + 4 <= nj; c += 4) {
+      const T *y0 = y + c * d, *y1 = y0 + d, *y2 = y1 + d, *y3 = y2 + d;
+      T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+      for (std::size_t k = 0; k < d; ++k) {
+        s0 += op(xr[k], y0[k]);
+        s1 += op(xr[k], y1[k]);
+        s2 += op(xr[k], y2[k]);
+        s3 += op(xr[k], y3[k]);
+      }
+      T* const t = tile + r * kTile + c;
+      t[0] = s0, t[1] = s1, t[2] = s2, t[3] = s3;
+    }
+    for (; c < nj; ++c) {
+      const T* const yc = y + c * d;
+      T s0 = 0;
+#pragma omp simd reduction(+ : s0)
+      for (std::size_t k = 0; k < d; ++k) s0 += op(xr[k], yc[k]);
+      tile[r * kTile + c] = s0;
+    }
+  }
+}
+
+// Y as column panels: panel J holds rows [J kTile, J kTile + kTile) of Y as d x kTile values, k-major,
+// zero past the last row. Panels [0, packed) are packed; the last, partial one stays in Y when padding it
+// would cost more than kMaxPadBytes. tile<K> computes the tile of a row block against panel J either way.
+template <class T>
+struct Panels {
+  std::vector<T> data;
+  const T* y = nullptr;
+  std::size_t rows = 0, d = 0, blocks = 0, packed = 0;
+  const T* panel(std::size_t J) const { return data.data() + J * d * kTile; }
+  template <Kind K>
+  void tile(const T* x, std::size_t i0, std::size_t ni, std::size_t J, T* out) const {
+    if (J < packed) compute_tile<K>(x, d, i0, ni, panel(J), out);
+    else compute_tile_rows<K>(x, d, i0, ni, y + J * kTile * d, rows - J * kTile, out);
+  }
+};
+
+template <class T>
+Panels<T> pack(const T* y, std::size_t m, std::size_t d, int nt) {
+  Panels<T> p;
+  p.y = y;
+  p.rows = m;
+  p.d = d;
+  p.blocks = (m + kTile - 1) / kTile;
+  const std::size_t tail = m % kTile;
+  p.packed = tail != 0 && (kTile - tail) * d * sizeof(T) > kMaxPadBytes ? p.blocks - 1 : p.blocks;
+  p.data.assign(p.packed * d * kTile, T(0));
+  for_each_block(p.packed, nt, [&](std::size_t J) {
+    T* const dst = p.data.data() + J * d * kTile;
+    const std::size_t j0 = J * kTile, nj = m - j0 < kTile ? m - j0 : kTile;
+    for (std::size_t c = 0; c < nj; ++c) {
+      const T* const src = y + (j0 + c) * d;
+      for (std::size_t k = 0; k < d; ++k) dst[k * kTile + c] = src[k];
+    }
+  });
+  return p;
+}
+
 
 // g[r][:] += sum_c coef[r][c] y_{j0+c} for the ni x nj coefficients of a tile (row stride kTile): the
 // gradient rows a row block owns, as a small GEMM in float64 (kMR rows x two vectors of d in registers,
@@ -226,18 +279,44 @@ void accumulate_rows(const double* coef, std::size_t ni, std::size_t nj, const T
 }
 
 // Per-thread scratch of the tile driver, allocated before the parallel region (so that running out of
-// memory raises instead of terminating inside it).
+// memory raises instead of terminating inside it). The gradient rows of a row block accumulate in float64:
+// float64 inputs accumulate in the output rows themselves, float32 ones in block_rows x d doubles per
+// thread, for the rows a block actually has.
 template <class T>
 struct Scratch {
-  std::size_t per = 0;
-  std::vector<T> tiles;         // kTile x kTile per thread
-  std::vector<double> coefs;    // kTile x kTile per thread (epilogues with gradients)
-  std::vector<double> rows;     // kTile x d per thread (gradient rows)
-  Scratch(int nt, bool with_grad, std::size_t d)
+  std::vector<T> tiles;       // kTile x kTile per thread
+  std::vector<double> coefs;  // kTile x kTile per thread (epilogues with gradients)
+  std::vector<double> rows;   // block_rows x d per thread (gradients of float32 inputs)
+  std::size_t row_len = 0;
+  Scratch(int nt, bool with_grad, std::size_t d, std::size_t block_rows = 0)
       : tiles(kTile * kTile * static_cast<std::size_t>(nt)),
         coefs(with_grad ? kTile * kTile * static_cast<std::size_t>(nt) : 0),
-        rows(with_grad ? kTile * d * static_cast<std::size_t>(nt) : 0) {}
+        row_len(with_grad && !std::is_same_v<T, double> ? block_rows * d : 0) {
+    rows.resize(row_len * static_cast<std::size_t>(nt));
+  }
+  // Where the gradient rows of a row block accumulate; out: its rows in the output.
+  double* grad_rows(std::size_t slot, T* out) {
+    if constexpr (std::is_same_v<T, double>) return out;
+    else return rows.data() + slot * row_len;
+  }
 };
+
+// Per-thread float64 gradient rows of float32 inputs stay within this many bytes in all: a gradient over
+// a few huge rows (d = 10^5 and more) runs on fewer threads rather than allocating a block per thread.
+constexpr std::size_t kRowScratchBytes = std::size_t(32) << 20;
+
+// Threads for a tile loop over nblocks row blocks: no more than blocks, and, with float32 gradients, no
+// more than the row scratch budget allows (at least one).
+template <class T>
+int block_threads(int nt, std::size_t nblocks, bool with_grad, std::size_t block_rows, std::size_t d) {
+  std::size_t cap = nblocks > 0 ? nblocks : 1;
+  if (with_grad && !std::is_same_v<T, double>) {
+    const std::size_t per = block_rows * d * sizeof(double);
+    const std::size_t fit = per > 0 ? kRowScratchBytes / per : cap;
+    cap = fit < 1 ? 1 : (fit < cap ? fit : cap);
+  }
+  return static_cast<std::size_t>(nt) > cap ? static_cast<int>(cap) : nt;
+}
 
 inline int pair_threads(int requested, std::size_t n, std::size_t m, std::size_t d) {
   return resolve_threads(requested, n * m * (d > 0 ? d : 1), kParallelWork);
@@ -278,9 +357,9 @@ void distances(const T* x, std::size_t n, const T* y, std::size_t m, std::size_t
     for (std::size_t J = 0; J < py.blocks; ++J) {
       const std::size_t j0 = J * kTile, nj = m - j0 < kTile ? m - j0 : kTile;
       switch (metric) {
-        case Metric::manhattan: compute_tile<Kind::absdiff>(x, d, i0, ni, py.panel(J), tile); break;
-        case Metric::cosine: compute_tile<Kind::dot>(x, d, i0, ni, py.panel(J), tile); break;
-        default: compute_tile<Kind::sqdiff>(x, d, i0, ni, py.panel(J), tile); break;
+        case Metric::manhattan: py.template tile<Kind::absdiff>(x, i0, ni, J, tile); break;
+        case Metric::cosine: py.template tile<Kind::dot>(x, i0, ni, J, tile); break;
+        default: py.template tile<Kind::sqdiff>(x, i0, ni, J, tile); break;
       }
       for (std::size_t r = 0; r < ni; ++r) {
         T* const o = out + (i0 + r) * m + j0;
@@ -311,12 +390,12 @@ template <class T>
 double pair_contrastive(const T* x, std::size_t n, std::size_t d, const std::int64_t* labels, double margin,
                         T* grad, double gscale, int num_threads) {
   if (n == 0) return 0.0;
-  const int nt = pair_threads(num_threads, n, n, d);
-  const Panels<T> px = pack(x, n, d, nt);
   const bool want_grad = grad != nullptr;
+  const std::size_t nib = (n + kTile - 1) / kTile, brows = n < kTile ? n : kTile;
+  const int nt = block_threads<T>(pair_threads(num_threads, n, n, d), nib, want_grad, brows, d);
+  const Panels<T> px = pack(x, n, d, nt);
   const T mT = static_cast<T>(margin);
-  Scratch<T> s(nt, want_grad, d);
-  const std::size_t nib = px.blocks;
+  Scratch<T> s(nt, want_grad, d, brows);
   std::vector<double> sums(nib);
   // Value only: the tiles on and above the diagonal. With the gradient every row block needs all its
   // pairs, so it walks every column block (twice the tiles).
@@ -324,15 +403,15 @@ double pair_contrastive(const T* x, std::size_t n, std::size_t d, const std::int
     const std::size_t slot = slot_of(nt);
     T* const tile = s.tiles.data() + slot * kTile * kTile;
     double* const coef = want_grad ? s.coefs.data() + slot * kTile * kTile : nullptr;
-    double* const g = want_grad ? s.rows.data() + slot * kTile * d : nullptr;
     const std::size_t i0 = I * kTile, ni = n - i0 < kTile ? n - i0 : kTile;
+    double* const g = want_grad ? s.grad_rows(slot, grad + i0 * d) : nullptr;
     if (g)
       for (std::size_t k = 0; k < ni * d; ++k) g[k] = 0.0;
     double rowsum[kTile] = {};
     double sum = 0.0;
     for (std::size_t J = want_grad ? 0 : I; J < nib; ++J) {
       const std::size_t j0 = J * kTile, nj = n - j0 < kTile ? n - j0 : kTile;
-      compute_tile<Kind::sqdiff>(x, d, i0, ni, px.panel(J), tile);
+      px.template tile<Kind::sqdiff>(x, i0, ni, J, tile);
       const std::int64_t* const lj = labels + j0;
       for (std::size_t r = 0; r < ni; ++r) {
         const std::size_t i = i0 + r;
@@ -444,14 +523,16 @@ void batch_hard(const T* x, std::size_t n, std::size_t d, const std::int64_t* la
     for (std::size_t r = 0; r < ni; ++r) pos[r] = neg[r] = Extreme{0.0, -1, false};
     for (std::size_t J = 0; J < px.blocks; ++J) {
       const std::size_t j0 = J * kTile, nj = n - j0 < kTile ? n - j0 : kTile;
-      compute_tile<Kind::sqdiff>(x, d, i0, ni, px.panel(J), tile);
+      px.template tile<Kind::sqdiff>(x, i0, ni, J, tile);
       const std::int64_t* const lj = labels + j0;
       for (std::size_t r = 0; r < ni; ++r) {
         const std::size_t i = i0 + r;
         const std::int64_t yi = labels[i];
         const T* const tr = tile + r * kTile;
         scan_row<false>(neg[r], tr, nj, j0, [&](std::size_t c) { return lj[c] != yi; });
-        scan_row<true>(pos[r], tr, nj, j0, [&](std::size_t c) { return lj[c] == yi && j0 + c != i; });
+        // A bitwise and, not &&: GCC 12 miscompiles the short-circuit form inside scan_row's vectorized
+        // max (AVX2, float32: a wrong farthest positive, caught by test_benchcases).
+        scan_row<true>(pos[r], tr, nj, j0, [&](std::size_t c) { return (lj[c] == yi) & (j0 + c != i); });
       }
     }
     for (std::size_t r = 0; r < ni; ++r) {
@@ -480,7 +561,7 @@ void nearest_center(const T* x, std::size_t n, const T* centers, std::size_t k, 
     for (std::size_t r = 0; r < ni; ++r) best[r] = Extreme{0.0, -1, false};
     for (std::size_t J = 0; J < pc.blocks; ++J) {
       const std::size_t j0 = J * kTile, nj = k - j0 < kTile ? k - j0 : kTile;
-      compute_tile<Kind::sqdiff>(x, d, i0, ni, pc.panel(J), tile);
+      pc.template tile<Kind::sqdiff>(x, i0, ni, J, tile);
       for (std::size_t r = 0; r < ni; ++r)
         scan_row<false>(best[r], tile + r * kTile, nj, j0, [](std::size_t) { return true; });
     }
@@ -527,9 +608,12 @@ void sim_ce(const SimCeArgs<T>& q) {
       for (std::size_t k = 0; k < m * d; ++k) q.grad_b[k] = T(0);
     return;
   }
-  const int nt = pair_threads(q.num_threads, n, m > 0 ? m : 1, d);
-  const Panels<T> pb = pack(q.b, m, d, nt);
-  Scratch<T> s(nt, want_grad, d);
+  // One scratch for both passes: blocks of a rows, then (gradient) blocks of b rows.
+  const std::size_t brows = n > kTile || m > kTile ? kTile : (n > m ? n : m);
+  const std::size_t nblocks = ((n > m ? n : m) + kTile - 1) / kTile;
+  const int nt = block_threads<T>(pair_threads(q.num_threads, n, m > 0 ? m : 1, d), nblocks, want_grad, brows, d);
+  Panels<T> pb = pack(q.b, m, d, nt);
+  Scratch<T> s(nt, want_grad, d, brows);
   std::vector<double> lse(n);
   auto tgt_of = [&](std::size_t i) { return q.target ? q.target[i] : std::int64_t(-1); };
   auto exc_of = [&](std::size_t i) { return q.exclude ? q.exclude[i] : std::int64_t(-1); };
@@ -539,8 +623,8 @@ void sim_ce(const SimCeArgs<T>& q) {
     const std::size_t slot = slot_of(nt);
     T* const tile = s.tiles.data() + slot * kTile * kTile;
     double* const coef = want_grad ? s.coefs.data() + slot * kTile * kTile : nullptr;
-    double* const g = want_grad ? s.rows.data() + slot * kTile * d : nullptr;
     const std::size_t i0 = I * kTile, ni = n - i0 < kTile ? n - i0 : kTile;
+    double* const g = want_grad ? s.grad_rows(slot, q.grad_a + i0 * d) : nullptr;
     double mx[kTile], sum[kTile], tl[kTile];
     for (std::size_t r = 0; r < ni; ++r) {
       const std::size_t i = i0 + r;
@@ -552,7 +636,7 @@ void sim_ce(const SimCeArgs<T>& q) {
       for (std::size_t k = 0; k < ni * d; ++k) g[k] = 0.0;
     for (std::size_t J = 0; J < pb.blocks; ++J) {
       const std::size_t j0 = J * kTile, nj = m - j0 < kTile ? m - j0 : kTile;
-      compute_tile<Kind::dot>(q.a, d, i0, ni, pb.panel(J), tile);
+      pb.template tile<Kind::dot>(q.a, i0, ni, J, tile);
       for (std::size_t r = 0; r < ni; ++r) {
         const std::size_t i = i0 + r;
         const std::int64_t ex = exc_of(i), tg = tgt_of(i);
@@ -607,17 +691,23 @@ void sim_ce(const SimCeArgs<T>& q) {
   if (!want_grad || m == 0) return;
 
   // d/db_j = gscale scale sum_i (p_ij - [j = t_i]) a_i, by blocks of b rows against panels of a.
-  const Panels<T> pa = pack(q.a, n, d, nt);
-  for_each_block(pb.blocks, nt, [&](std::size_t J) {
+  // Panels of a; b's are not needed any more (they are a's when a is b, as in nt_xent).
+  const std::size_t mblocks = pb.blocks;
+  if (q.a != q.b || n != m) {
+    pb.data = std::vector<T>();  // freed before a's are packed: the peak holds one set of panels
+    pb = pack(q.a, n, d, nt);
+  }
+  const Panels<T>& pa = pb;
+  for_each_block(mblocks, nt, [&](std::size_t J) {
     const std::size_t slot = slot_of(nt);
     T* const tile = s.tiles.data() + slot * kTile * kTile;
     double* const coef = s.coefs.data() + slot * kTile * kTile;
-    double* const g = s.rows.data() + slot * kTile * d;
     const std::size_t j0 = J * kTile, nj = m - j0 < kTile ? m - j0 : kTile;
+    double* const g = s.grad_rows(slot, q.grad_b + j0 * d);
     for (std::size_t k = 0; k < nj * d; ++k) g[k] = 0.0;
     for (std::size_t I = 0; I < pa.blocks; ++I) {
       const std::size_t i0 = I * kTile, ni = n - i0 < kTile ? n - i0 : kTile;
-      compute_tile<Kind::dot>(q.b, d, j0, nj, pa.panel(I), tile);
+      pa.template tile<Kind::dot>(q.b, j0, nj, I, tile);
       for (std::size_t r = 0; r < nj; ++r) {
         const auto j = static_cast<std::int64_t>(j0 + r);
         for (std::size_t c = 0; c < ni; ++c) {
