@@ -427,11 +427,17 @@ py::tuple sim_ce(const py::array& a, const py::array& b, double scale, const py:
   c.loss = loss.mutable_data();
   py::object dextra = py::none(), ga = py::none(), gb = py::none();
   if (want_grad) {
-    py::array g1 = new_matrix(dt, n, d), g2 = new_matrix(dt, m, d);
+    // The same matrix as a and b (nt_xent): one gradient, b's added to a's, returned as gb = None.
+    py::array g1 = new_matrix(dt, n, d);
     c.grad_a = g1.mutable_data();
-    c.grad_b = g2.mutable_data();
     ga = g1;
-    gb = g2;
+    if (c.a == c.b && n == m) {
+      c.grad_b = c.grad_a;
+    } else {
+      py::array g2 = new_matrix(dt, m, d);
+      c.grad_b = g2.mutable_data();
+      gb = g2;
+    }
     if (c.extra) {
       py::array_t<double> de(len);
       c.dextra = de.mutable_data();

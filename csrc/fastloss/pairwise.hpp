@@ -5,7 +5,8 @@
 // thread owns a row block and walks the column blocks of Y in order, so every per-row result (a sum, a
 // max, an online log-sum-exp, a gradient row) is a fixed expression, and per-block partials are
 // combined in a fixed pairwise tree: results are bitwise identical for any thread count. Y is packed
-// once into column panels (for each block of kTile rows of Y, its values k-major), so the micro-kernel
+// into column panels (for each block of kTile rows of Y, its values k-major; up front, or a k-chunk at a
+// time where the panels would be big: the same tiles either way), so the micro-kernel
 // broadcasts one x_ik and reads contiguous vectors of y_jk; a tile of kTile x kTile values is computed
 // into a per-thread buffer, handed to the loss's epilogue and never written to memory as a matrix.
 //
@@ -116,15 +117,12 @@ FASTLOSS_INLINE V step(V acc, V xb, V y) {
 
 }  // namespace detail
 
-// Padding the last, partial panel with zero columns costs (kTile - nj) d values: for a few rows of huge
-// d (2 x 10^6 embeddings) that is 30x the input. Beyond this many bytes of padding the partial panel is
-// not packed; its columns are read from the row-major Y (compute_tile_rows).
-constexpr std::size_t kMaxPadBytes = std::size_t(4) << 20;
-
-// tile[r][c] (row stride kTile) = sum_k op(x_{i0+r,k}, y_{j,k}) for the ni rows from i0 and the columns
-// of one panel. Rows past ni are not written; columns past the panel's rows hold values of zero rows.
-template <Kind K, class T>
-void compute_tile(const T* x, std::size_t d, std::size_t i0, std::size_t ni, const T* panel, T* tile) {
+// tile[r][c] (row stride kTile) = sum_k op(x_{i0+r,k}, y_{j,k}) for the ni rows from i0 and the kTile
+// columns of one panel. chunk(k0, k1) gives the panel's values for k in [k0, k1) (k1 - k0 <= kChunk), k-major
+// with row stride kTile, from k0. Rows past ni are not written; columns past the panel's rows hold values
+// of zero rows.
+template <Kind K, class T, class Chunk>
+void compute_tile(const T* x, std::size_t d, std::size_t i0, std::size_t ni, const Chunk& chunk, T* tile) {
   using S = Simd<T>;
   using V = typename S::V;
   constexpr std::size_t W = S::W, NR = S::NR;
@@ -132,17 +130,16 @@ void compute_tile(const T* x, std::size_t d, std::size_t i0, std::size_t ni, con
     for (std::size_t c = 0; c < kTile; ++c) tile[r * kTile + c] = T(0);
   for (std::size_t k0 = 0; k0 < d; k0 += S::kChunk) {
     const std::size_t k1 = d - k0 < S::kChunk ? d : k0 + S::kChunk;
+    const T* const pk = chunk(k0, k1);
     for (std::size_t r0 = 0; r0 < ni; r0 += kMR) {
       const T* xr[kMR];
       for (std::size_t r = 0; r < kMR; ++r) xr[r] = x + (i0 + (r0 + r < ni ? r0 + r : ni - 1)) * d;
       for (std::size_t c0 = 0; c0 < kTile; c0 += NR) {
+        // Each k-chunk sums from zero and is then added to the tile: two-level summation, so that a float32
+        // sum over a huge d errs like d / kChunk + kChunk additions, not d (the same sums for d <= kChunk).
         V acc[kMR][2];
-        for (std::size_t r = 0; r < kMR; ++r) {
-          const std::size_t rr = r0 + r < ni ? r0 + r : ni - 1;
-          acc[r][0] = detail::vload<V>(tile + rr * kTile + c0);
-          acc[r][1] = detail::vload<V>(tile + rr * kTile + c0 + W);
-        }
-        const T* py = panel + k0 * kTile + c0;
+        for (std::size_t r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = V{};
+        const T* py = pk + c0;
         for (std::size_t k = k0; k < k1; ++k, py += kTile) {
           const V y0 = detail::vload<V>(py), y1 = detail::vload<V>(py + W);
           for (std::size_t r = 0; r < kMR; ++r) {
@@ -152,63 +149,52 @@ void compute_tile(const T* x, std::size_t d, std::size_t i0, std::size_t ni, con
           }
         }
         for (std::size_t r = 0; r < kMR && r0 + r < ni; ++r) {
-          detail::vstore(tile + (r0 + r) * kTile + c0, acc[r][0]);
-          detail::vstore(tile + (r0 + r) * kTile + c0 + W, acc[r][1]);
+          T* const t = tile + (r0 + r) * kTile + c0;
+          detail::vstore(t, detail::vload<V>(t) + acc[r][0]);
+          detail::vstore(t + W, detail::vload<V>(t + W) + acc[r][1]);
         }
       }
     }
   }
 }
 
-// The same tile for nj columns read straight from row-major y (rows j0..j0+nj): per pair a reduction over
-// k in vector lanes, four columns at a time so that each x row is read once per four.
-template <Kind K, class T>
-void compute_tile_rows(const T* x, std::size_t d, std::size_t i0, std::size_t ni, const T* y, std::size_t nj,
-                       T* tile) {
-  auto op = [](T a, T b) {
-    if constexpr (K == Kind::dot) return a * b;
-    else if constexpr (K == Kind::sqdiff) return (a - b) * (a - b);
-    else return std::fabs(a - b);
-  };
-  for (std::size_t r = 0; r < ni; ++r) {
-    const T* const xr = x + (i0 + r) * d;
-    std::size_t c = 0;
-    for (; c + 4 <= nj; c += 4) {
-      const T *y0 = y + c * d, *y1 = y0 + d, *y2 = y1 + d, *y3 = y2 + d;
-      T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-      for (std::size_t k = 0; k < d; ++k) {
-        s0 += op(xr[k], y0[k]);
-        s1 += op(xr[k], y1[k]);
-        s2 += op(xr[k], y2[k]);
-        s3 += op(xr[k], y3[k]);
-      }
-      T* const t = tile + r * kTile + c;
-      t[0] = s0, t[1] = s1, t[2] = s2, t[3] = s3;
-    }
-    for (; c < nj; ++c) {
-      const T* const yc = y + c * d;
-      T s0 = 0;
-#pragma omp simd reduction(+ : s0)
-      for (std::size_t k = 0; k < d; ++k) s0 += op(xr[k], yc[k]);
-      tile[r * kTile + c] = s0;
-    }
-  }
-}
+// Packing every panel of Y costs kTile d values per panel however few rows it has (2 rows of 10^6 values:
+// 32x the input). Beyond this many bytes of panels nothing is packed up front: each k-chunk of a panel
+// is packed into a 16 KiB buffer on the thread's stack just before the micro-kernel reads it. That costs
+// about 1/kTile of the tile's arithmetic, and gives the same tile bit for bit.
+constexpr std::size_t kMaxPackBytes = std::size_t(16) << 20;
 
 // Y as column panels: panel J holds rows [J kTile, J kTile + kTile) of Y as d x kTile values, k-major,
-// zero past the last row. Panels [0, packed) are packed; the last, partial one stays in Y when padding it
-// would cost more than kMaxPadBytes. tile<K> computes the tile of a row block against panel J either way.
+// zero past the last row; packed up front, or chunk by chunk (see kMaxPackBytes). tile<K> computes the
+// tile of a row block against panel J either way.
 template <class T>
 struct Panels {
   std::vector<T> data;
   const T* y = nullptr;
-  std::size_t rows = 0, d = 0, blocks = 0, packed = 0;
-  const T* panel(std::size_t J) const { return data.data() + J * d * kTile; }
+  std::size_t rows = 0, d = 0, blocks = 0;
+  bool packed = false;
   template <Kind K>
   void tile(const T* x, std::size_t i0, std::size_t ni, std::size_t J, T* out) const {
-    if (J < packed) compute_tile<K>(x, d, i0, ni, panel(J), out);
-    else compute_tile_rows<K>(x, d, i0, ni, y + J * kTile * d, rows - J * kTile, out);
+    if (!packed) return tile_by_chunks<K>(x, i0, ni, J, out);
+    const T* const panel = data.data() + J * d * kTile;
+    compute_tile<K>(x, d, i0, ni, [&](std::size_t k0, std::size_t) { return panel + k0 * kTile; }, out);
+  }
+  // Out of line: the packed path above stays as small as it was.
+  template <Kind K>
+  __attribute__((noinline)) void tile_by_chunks(const T* x, std::size_t i0, std::size_t ni, std::size_t J,
+                                                T* out) const {
+    alignas(64) T buf[Simd<T>::kChunk * kTile];
+    const std::size_t j0 = J * kTile, nj = rows - j0 < kTile ? rows - j0 : kTile;
+    auto chunk = [&](std::size_t k0, std::size_t k1) {
+      for (std::size_t c = 0; c < nj; ++c) {
+        const T* const src = y + (j0 + c) * d;
+        for (std::size_t k = k0; k < k1; ++k) buf[(k - k0) * kTile + c] = src[k];
+      }
+      for (std::size_t k = k0; k < k1; ++k)
+        for (std::size_t c = nj; c < kTile; ++c) buf[(k - k0) * kTile + c] = T(0);
+      return static_cast<const T*>(buf);
+    };
+    compute_tile<K>(x, d, i0, ni, chunk, out);
   }
 };
 
@@ -219,10 +205,10 @@ Panels<T> pack(const T* y, std::size_t m, std::size_t d, int nt) {
   p.rows = m;
   p.d = d;
   p.blocks = (m + kTile - 1) / kTile;
-  const std::size_t tail = m % kTile;
-  p.packed = tail != 0 && (kTile - tail) * d * sizeof(T) > kMaxPadBytes ? p.blocks - 1 : p.blocks;
-  p.data.assign(p.packed * d * kTile, T(0));
-  for_each_block(p.packed, nt, [&](std::size_t J) {
+  p.packed = p.blocks * d * kTile * sizeof(T) <= kMaxPackBytes;
+  if (!p.packed) return p;
+  p.data.assign(p.blocks * d * kTile, T(0));
+  for_each_block(p.blocks, nt, [&](std::size_t J) {
     T* const dst = p.data.data() + J * d * kTile;
     const std::size_t j0 = J * kTile, nj = m - j0 < kTile ? m - j0 : kTile;
     for (std::size_t c = 0; c < nj; ++c) {
@@ -232,7 +218,6 @@ Panels<T> pack(const T* y, std::size_t m, std::size_t d, int nt) {
   });
   return p;
 }
-
 
 // g[r][:] += sum_c coef[r][c] y_{j0+c} for the ni x nj coefficients of a tile (row stride kTile): the
 // gradient rows a row block owns, as a small GEMM in float64 (kMR rows x two vectors of d in registers,
@@ -280,39 +265,41 @@ void accumulate_rows(const double* coef, std::size_t ni, std::size_t nj, const T
 
 // Per-thread scratch of the tile driver, allocated before the parallel region (so that running out of
 // memory raises instead of terminating inside it). The gradient rows of a row block accumulate in float64:
-// float64 inputs accumulate in the output rows themselves, float32 ones in block_rows x d doubles per
-// thread, for the rows a block actually has.
+// in the output rows themselves where those are float64 and free (in_output), else in block_rows x d
+// doubles per thread, for the rows a block actually has.
 template <class T>
 struct Scratch {
   std::vector<T> tiles;       // kTile x kTile per thread
   std::vector<double> coefs;  // kTile x kTile per thread (epilogues with gradients)
-  std::vector<double> rows;   // block_rows x d per thread (gradients of float32 inputs)
+  std::vector<double> rows;   // block_rows x d per thread (gradient rows not kept in the output)
   std::size_t row_len = 0;
-  Scratch(int nt, bool with_grad, std::size_t d, std::size_t block_rows = 0)
+  static constexpr bool kInOutput = std::is_same_v<T, double>;
+  Scratch(int nt, bool with_grad, std::size_t d, std::size_t block_rows = 0, bool in_output = kInOutput)
       : tiles(kTile * kTile * static_cast<std::size_t>(nt)),
         coefs(with_grad ? kTile * kTile * static_cast<std::size_t>(nt) : 0),
-        row_len(with_grad && !std::is_same_v<T, double> ? block_rows * d : 0) {
+        row_len(with_grad && !in_output ? block_rows * d : 0) {
     rows.resize(row_len * static_cast<std::size_t>(nt));
   }
   // Where the gradient rows of a row block accumulate; out: its rows in the output.
   double* grad_rows(std::size_t slot, T* out) {
-    if constexpr (std::is_same_v<T, double>) return out;
-    else return rows.data() + slot * row_len;
+    if (row_len == 0) {
+      if constexpr (kInOutput) return out;
+    }
+    return rows.data() + slot * row_len;
   }
 };
 
-// Per-thread float64 gradient rows of float32 inputs stay within this many bytes in all: a gradient over
-// a few huge rows (d = 10^5 and more) runs on fewer threads rather than allocating a block per thread.
+// Per-thread float64 gradient rows kept out of the output stay within this many bytes in all: a
+// gradient over a few huge rows (d = 10^5 and more) runs on fewer threads rather than allocating a block
+// per thread.
 constexpr std::size_t kRowScratchBytes = std::size_t(32) << 20;
 
-// Threads for a tile loop over nblocks row blocks: no more than blocks, and, with float32 gradients, no
-// more than the row scratch budget allows (at least one).
-template <class T>
-int block_threads(int nt, std::size_t nblocks, bool with_grad, std::size_t block_rows, std::size_t d) {
+// Threads for a tile loop over nblocks row blocks: no more than blocks, and, with gradient rows in
+// scratch (row_bytes per thread, 0 for none), no more than kRowScratchBytes allows (at least one).
+inline int block_threads(int nt, std::size_t nblocks, std::size_t row_bytes) {
   std::size_t cap = nblocks > 0 ? nblocks : 1;
-  if (with_grad && !std::is_same_v<T, double>) {
-    const std::size_t per = block_rows * d * sizeof(double);
-    const std::size_t fit = per > 0 ? kRowScratchBytes / per : cap;
+  if (row_bytes > 0) {
+    const std::size_t fit = kRowScratchBytes / row_bytes;
     cap = fit < 1 ? 1 : (fit < cap ? fit : cap);
   }
   return static_cast<std::size_t>(nt) > cap ? static_cast<int>(cap) : nt;
@@ -392,7 +379,8 @@ double pair_contrastive(const T* x, std::size_t n, std::size_t d, const std::int
   if (n == 0) return 0.0;
   const bool want_grad = grad != nullptr;
   const std::size_t nib = (n + kTile - 1) / kTile, brows = n < kTile ? n : kTile;
-  const int nt = block_threads<T>(pair_threads(num_threads, n, n, d), nib, want_grad, brows, d);
+  const bool own_rows = want_grad && !Scratch<T>::kInOutput;
+  const int nt = block_threads(pair_threads(num_threads, n, n, d), nib, own_rows ? brows * d * 8 : 0);
   const Panels<T> px = pack(x, n, d, nt);
   const T mT = static_cast<T>(margin);
   Scratch<T> s(nt, want_grad, d, brows);
@@ -594,7 +582,7 @@ struct SimCeArgs {
   double* loss = nullptr;    // n
   double* dextra = nullptr;  // n, with the gradient and extra
   T* grad_a = nullptr;       // n x d, or null
-  T* grad_b = nullptr;       // m x d, with grad_a
+  T* grad_b = nullptr;       // m x d, with grad_a; grad_a itself (a is b): b's gradient is added to a's
   double gscale = 1.0;
   int num_threads = 0;
 };
@@ -611,9 +599,15 @@ void sim_ce(const SimCeArgs<T>& q) {
   // One scratch for both passes: blocks of a rows, then (gradient) blocks of b rows.
   const std::size_t brows = n > kTile || m > kTile ? kTile : (n > m ? n : m);
   const std::size_t nblocks = ((n > m ? n : m) + kTile - 1) / kTile;
-  const int nt = block_threads<T>(pair_threads(q.num_threads, n, m > 0 ? m : 1, d), nblocks, want_grad, brows, d);
+  // b's gradient added to a's (grad_b == grad_a, when a is b): pass 2 reads grad_a, so no gradient rows
+  // accumulate in an output.
+  const bool fused = want_grad && q.grad_b == q.grad_a;
+  const bool in_output = Scratch<T>::kInOutput && !fused;
+  const bool own_rows = want_grad && !in_output;
+  const int nt =
+      block_threads(pair_threads(q.num_threads, n, m > 0 ? m : 1, d), nblocks, own_rows ? brows * d * 8 : 0);
   Panels<T> pb = pack(q.b, m, d, nt);
-  Scratch<T> s(nt, want_grad, d, brows);
+  Scratch<T> s(nt, want_grad, d, brows, in_output);
   std::vector<double> lse(n);
   auto tgt_of = [&](std::size_t i) { return q.target ? q.target[i] : std::int64_t(-1); };
   auto exc_of = [&](std::size_t i) { return q.exclude ? q.exclude[i] : std::int64_t(-1); };
@@ -723,7 +717,10 @@ void sim_ce(const SimCeArgs<T>& q) {
     const double k = q.gscale * q.scale;
     for (std::size_t r = 0; r < nj; ++r) {
       T* const gb = q.grad_b + (j0 + r) * d;
-      for (std::size_t kk = 0; kk < d; ++kk) gb[kk] = static_cast<T>(k * g[r * d + kk]);
+      if (fused)
+        for (std::size_t kk = 0; kk < d; ++kk) gb[kk] = static_cast<T>(static_cast<double>(gb[kk]) + k * g[r * d + kk]);
+      else
+        for (std::size_t kk = 0; kk < d; ++kk) gb[kk] = static_cast<T>(k * g[r * d + kk]);
     }
   });
 }

@@ -88,25 +88,92 @@ def reduce_rows(loss: np.ndarray, code: int, dtype: np.dtype, count: int | None 
     return _validate.scalar(total / count if count else np.nan, dtype)
 
 
+# Rows per float64 temporary of the gradient helpers: chunks of about this many bytes, so that a
+# backward pass over huge embeddings adds two chunks, not copies of the whole (N, d) matrix.
+_CHUNK_BYTES = 4 * 2**20
+
+
+def _row_chunks(n: int, d: int):
+    step = max(1, _CHUNK_BYTES // max(8 * d, 1))
+    return ((lo, min(lo + step, n)) for lo in range(0, n, step))
+
+
+class Gather:
+    """The rows k[i] * src[idx[i]] (src[i] without idx) in float64, formed on demand for a slice of rows:
+    a gradient term that is never materialised whole (normalize_backward's `plus`)."""
+
+    def __init__(self, k: np.ndarray, src: np.ndarray, idx: np.ndarray | None = None):
+        self.k, self.src, self.idx = k, src, idx
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        rows = self.src[sl] if self.idx is None else self.src[self.idx[sl]]
+        return self.k[sl, None] * rows
+
+
+class Scatter:
+    """The rows sum over {i : idx[i] = r} of k[i] * src[i] for r < nrows in float64, formed on demand for a
+    slice of rows r (by chunks of the contributing i, in increasing i): the gradient term of a gather."""
+
+    def __init__(self, k: np.ndarray, src: np.ndarray, idx: np.ndarray, nrows: int):
+        self.k, self.src, self.idx = k, src, idx
+        self.order = np.argsort(idx, kind="stable")
+        self.bounds = np.searchsorted(idx[self.order], np.arange(nrows + 1))
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        lo, hi = sl.start, sl.stop
+        out = np.zeros((hi - lo, self.src.shape[1]))
+        a, b = int(self.bounds[lo]), int(self.bounds[hi])
+        for c0, c1 in _row_chunks(b - a, self.src.shape[1]):
+            ii = self.order[a + c0 : a + c1]
+            np.add.at(out, self.idx[ii] - lo, self.k[ii, None] * self.src[ii])
+        return out
+
+
 @_validate.ieee
-def normalize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of x over max(||x||, 1e-12) in x's dtype, and the float64 factors 1 / max(||x||, 1e-12)."""
+def normalize(x: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of x over max(||x||, 1e-12) in x's dtype (into `out` if given), and the float64 factors
+    1 / max(||x||, 1e-12). The product is formed in float64 and rounded once, without an (N, d) float64
+    temporary."""
     norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
     inv = 1.0 / np.maximum(norms, NORM_EPS)
-    return (x * inv[:, None]).astype(x.dtype, copy=False), inv
+    out = np.empty_like(x) if out is None else out
+    np.multiply(x, inv[:, None], out=out, dtype=np.float64, casting="unsafe")
+    return out, inv
 
 
 @_validate.ieee
-def normalize_backward(g: np.ndarray, xhat: np.ndarray, inv: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """d/dx from d/dxhat for xhat = x / max(||x||, eps): (g - xhat (xhat . g)) / ||x|| where the norm is
-    above eps, g / eps below (where the map is linear)."""
-    g = np.asarray(g, dtype=np.float64)
-    xh = xhat.astype(np.float64)
-    radial = np.einsum("ij,ij->i", xh, g)
-    radial = np.where(inv < 1.0 / NORM_EPS, radial, 0.0)
-    return ((g - xh * radial[:, None]) * inv[:, None]).astype(dtype)
+def normalize_backward(
+    g: np.ndarray,
+    xhat: np.ndarray,
+    inv: np.ndarray,
+    dtype: np.dtype,
+    plus: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """d/dx from d/dxhat = g (+ plus) for xhat = x / max(||x||, eps): (g - xhat (xhat . g)) / ||x|| where
+    the norm is above eps, g / eps below (where the map is linear). In float64, by chunks of rows, into
+    `out` (which may be g itself) or a new array of `dtype`."""
+    n, d = g.shape
+    out = np.empty(g.shape, dtype) if out is None else out
+    for lo, hi in _row_chunks(n, d):
+        gc = g[lo:hi].astype(np.float64)
+        if plus is not None:
+            gc += plus[lo:hi]
+        xh = xhat[lo:hi].astype(np.float64)
+        radial = np.einsum("ij,ij->i", xh, gc)
+        radial = np.where(inv[lo:hi] < 1.0 / NORM_EPS, radial, 0.0)
+        xh *= radial[:, None]
+        gc -= xh
+        gc *= inv[lo:hi, None]
+        out[lo:hi] = gc
+    return out
 
 
-def rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise dot products in float64."""
-    return np.einsum("ij,ij->i", a, b, dtype=np.float64)
+def rowdot(a: np.ndarray, b: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+    """Row-wise dot products a_i . b_i (a_i . b_{idx_i} with idx, gathering chunk by chunk) in float64."""
+    if idx is None:
+        return np.einsum("ij,ij->i", a, b, dtype=np.float64)
+    out = np.empty(a.shape[0])
+    for lo, hi in _row_chunks(*a.shape):
+        out[lo:hi] = np.einsum("ij,ij->i", a[lo:hi], b[idx[lo:hi]], dtype=np.float64)
+    return out

@@ -18,7 +18,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
 
 
-
 def ieee(func: F) -> F:
     """Decorator for the glue around the kernels that computes in NumPy (norms, Gram matrices, final
     ratios): inf, NaN and overflow follow IEEE, as documented, without a RuntimeWarning from fastloss's

@@ -458,13 +458,15 @@ def nt_xent(
     (a, b), dtype = _pairwise.embeddings(func, {"z1": z1, "z2": z2})
     _pairwise.same_shape(func, ("z1", "z2"), [a, b])
     n = a.shape[0]
-    zh, zi = _pairwise.normalize(np.concatenate([a, b]))
+    zh = np.empty((2 * n, a.shape[1]), a.dtype)  # normalize(concat(z1, z2)), without the concatenation
+    zi = np.concatenate([_pairwise.normalize(a, zh[:n])[1], _pairwise.normalize(b, zh[n:])[1]])
     k = np.arange(2 * n, dtype=np.int64)
     loss, _, ga, gb = _sim_ce(zh, zh, s, (k + n) % max(2 * n, 1), k, None, code, return_grad, 2 * n)
     value = _pairwise.reduce_rows(loss, code, dtype)
     if not return_grad:
         return value
-    g = _pairwise.normalize_backward(ga.astype(np.float64) + gb, zh, zi, dtype)
+    # zh is both sides of the similarity: the kernel adds b's gradient into ga (gb is None).
+    g = _pairwise.normalize_backward(ga, zh, zi, dtype, out=ga if ga.dtype == dtype else None)
     return value, (g[:n], g[n:])
 
 
@@ -635,7 +637,7 @@ def arcface_loss(
         i = int(np.argmax(bad))
         raise ValueError(f"{func}: labels must be class indices in [0, {c}); found labels[{i}] = {int(y[i])}")
     (eh, ei), (wh, wi) = _pairwise.normalize(e), _pairwise.normalize(wt)
-    cos_y = _pairwise.rowdot(eh, wh[y])
+    cos_y = _pairwise.rowdot(eh, wh, y)
     sin_y = np.sqrt(np.clip(1.0 - cos_y * cos_y, 0.0, 1.0))
     cm, sm = np.cos(m), np.sin(m)
     arc = cos_y > np.cos(np.pi - m)
@@ -646,13 +648,12 @@ def arcface_loss(
         return value
     with np.errstate(divide="ignore", invalid="ignore"):
         dphi = np.where(arc, cm + np.where(sin_y > 0.0, sm * cos_y / sin_y, 0.0), 1.0)
-    k = (sc * dextra * dphi)[:, None]  # d loss / d cos_y
-    g_eh = ga.astype(np.float64) + k * wh[y]
-    g_wh = gb.astype(np.float64)
-    np.add.at(g_wh, y, k * eh)
+    k = sc * dextra * dphi  # d loss / d cos_y
+    # The target logit adds k_i wh[y_i] to d/deh_i and k_i eh_i to d/dwh[y_i]: both formed chunk by chunk.
+    same = ga.dtype == dtype
     return value, (
-        _pairwise.normalize_backward(g_eh, eh, ei, dtype),
-        _pairwise.normalize_backward(g_wh, wh, wi, dtype),
+        _pairwise.normalize_backward(ga, eh, ei, dtype, _pairwise.Gather(k, wh, y), ga if same else None),
+        _pairwise.normalize_backward(gb, wh, wi, dtype, _pairwise.Scatter(k, eh, y, c), gb if same else None),
     )
 
 

@@ -214,7 +214,8 @@ def sim_ce(
     means -1 everywhere). loss[i] = logsumexp(row) - target logit.
 
     Returns (loss, dextra, grad_a, grad_b), the last three None without want_grad (dextra also when extra
-    is None), gradients of grad_scale * sum_i loss[i].
+    is None), gradients of grad_scale * sum_i loss[i]. When a is b (one matrix), grad_a holds the whole
+    gradient, b's part added, and grad_b is None (as the compiled kernel).
     """
     af, bf = _f64(a), _f64(b)
     n, d = af.shape
@@ -261,6 +262,8 @@ def sim_ce(
     if not want_grad:
         return loss, None, None, None
     grad_b *= grad_scale * scale
+    if a is b:
+        return loss, dextra, (grad_a + grad_b).astype(a.dtype), None
     return loss, dextra, grad_a.astype(a.dtype), grad_b.astype(b.dtype)
 
 
