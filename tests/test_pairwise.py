@@ -934,9 +934,9 @@ def torch_value_grad(torch, case: PCase, args, kw, reduction):
 # 1. pairwise_distances
 
 
-# (3, 70, 20000): rows so wide that a partial column panel is read row-major rather than padded to 64
-# columns (pairwise.hpp, kMaxPadBytes), for 3 rows and for one packed panel plus a 6-row tail.
-PD_SHAPES = [(1, 1, 1), (5, 7, 3), (17, 4, 7), (40, 33, 5), (3, 0, 4), (0, 6, 2), (3, 70, 20000)]
+# (3, 70, 40000): rows so wide that the column panels (64 d values each, however few rows) would take
+# more than 16 MiB, so each k-chunk is packed on the fly (pairwise.hpp, kMaxPackBytes): 3 rows, 70 rows.
+PD_SHAPES = [(1, 1, 1), (5, 7, 3), (17, 4, 7), (40, 33, 5), (3, 0, 4), (0, 6, 2), (3, 70, 40000)]
 
 
 def _pd_problem(shape, seed, dtype=np.float64):
@@ -1230,9 +1230,9 @@ def test_values_and_gradients_match_numpy_reference(backend, case, nd):
         np.testing.assert_array_equal(case.value(args, reduction, kw), v, err_msg=what)
 
 
-# Rows so wide that a partial column panel is read row-major rather than padded (pairwise.hpp,
-# kMaxPadBytes): 3 rows (no packed panel), 70 rows (one packed panel and a 6-row tail).
-@pytest.mark.parametrize("nd", [(3, 9000), (70, 9000)], ids=lambda s: f"n{s[0]}d{s[1]}")
+# Rows so wide that the column panels would take more than 16 MiB and are packed a k-chunk at a time
+# (pairwise.hpp, kMaxPackBytes), and the gradient rows run on fewer threads: 3 rows, 70 rows.
+@pytest.mark.parametrize("nd", [(3, 40000), (70, 40000)], ids=lambda s: f"n{s[0]}d{s[1]}")
 @pytest.mark.parametrize("case", ONE_PER_FN, ids=ONE_IDS)
 def test_wide_rows_match_numpy_reference(backend, case, nd):
     n, d = nd
