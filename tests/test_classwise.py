@@ -448,6 +448,26 @@ def test_float32_is_float64_rounded(backend, config):
         assert isinstance(fastloss.cross_entropy(x32, t32, reduction=reduction, **kw32), np.float32)
 
 
+@pytest.mark.parametrize(
+    "config",
+    [c for c in CE_CONFIGS if c.id in ("plain", "weight_ignore_ls0.1", "ignore3")],
+    ids=lambda c: c.id,
+)
+def test_float32_huge_rows(backend, config):
+    """Rows of 2^20 classes and more in float32 take their own path in the compiled driver (the column
+    code one position at a time, reading the scores in place): the float64 result, rounded once."""
+    x, t, kw = make_problem((3, 2**20 + 3), config, _seed("huge", config.id))
+    x[1, 5] = -np.inf  # a class with zero probability
+    x32 = x.astype(np.float32)
+    kw32 = {k: (v.astype(np.float32) if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
+    kw64 = {k: (v.astype(np.float64) if isinstance(v, np.ndarray) else v) for k, v in kw32.items()}
+    got = _all_outputs(x32, t, kw32)
+    want = _all_outputs(x32.astype(np.float64), t, kw64)
+    for a, b in zip(got, want):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b.astype(np.float32), rtol=2.5e-7, atol=1e-37)
+
+
 def test_float16_and_integer_scores(backend):
     rng = np.random.default_rng(7)
     x = rng.normal(size=(5, 4)).astype(np.float16)

@@ -101,6 +101,8 @@ inline constexpr std::size_t kMaxTilePositions = 256;
 // Rows of at most this many classes run through the column code (ce_run) in the 2-D layout too: at
 // C = 10 it is twice as fast as the row path, at C = 32 about even, beyond it slower (measured, 10^7 scores).
 inline constexpr std::size_t kColumnsMaxClasses = 32;
+// Rows of at least this many float32 scores: see huge_rows in classwise().
+inline constexpr std::size_t kHugeRowClasses = std::size_t(1) << 20;
 
 struct Partial2 {
   double sum = 0.0, wsum = 0.0;
@@ -244,9 +246,23 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
   // Allocated here, before the parallel region, so that running out of memory raises instead of
   // terminating inside it.
   const std::size_t tile = P * C;
-  // A functor that reads x[y] alone (NLL, value only) needs none: zeroing it cost more than its gathers.
-  const bool needs_scratch = F::kReadsRow || F::kNeedsLse || F::kProbTarget || a.grad || a.rows_out;
-  const std::size_t scratch = needs_scratch ? 3 * tile + C : 0;
+  // Only the buffers a call uses (one row each for a huge C): a functor that reads x[y] alone (NLL, value
+  // only) needs none, zeroing them cost more than its gathers. float64 rows contiguous in memory are read
+  // in place and get their gradient written straight into the output. The column code (channel-first
+  // maps, short 2-D rows) uses the whole tile-sized layout.
+  // Huge float32 rows of a column functor (C >= kHugeRowClasses) run through the column code one position
+  // at a time, reading the scores in place: scratch is one row of exps, not three float64 copies.
+  const bool huge_rows = F::kColumns && !std::is_same_v<T, double> && a.inner == 1 && C >= kHugeRowClasses;
+  const bool columns = F::kColumns && (a.inner != 1 || C <= kColumnsMaxClasses || huge_rows);
+  const bool in_place = std::is_same_v<T, double> && a.inner == 1;
+  const bool grad_in_place = in_place && a.grad && !a.rows_out;
+  const bool needs_g = (a.grad || a.rows_out) && !grad_in_place;
+  const bool tiled = !huge_rows;  // the row code and the tiled column code
+  const std::size_t xlen = tiled && (columns || (!in_place && (F::kReadsRow || a.grad || a.rows_out))) ? tile : 0;
+  const std::size_t tlen = tiled && (columns || F::kProbTarget) ? tile : 0;
+  const std::size_t glen = tiled && (columns || needs_g) ? tile : 0;
+  const std::size_t elen = columns || F::kNeedsLse ? C : 0;
+  const std::size_t scratch = xlen + tlen + glen + elen;
   std::vector<double> arena(scratch * static_cast<std::size_t>(nt));
   std::vector<double> sums(ntiles), wsums(ntiles);
   std::vector<std::ptrdiff_t> bad(ntiles, -1);
@@ -269,9 +285,11 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
     // OpenMP thread with a nonzero index, and slot 0 is ours.
     const std::size_t slot = nt > 1 ? static_cast<std::size_t>(thread_index()) : 0;
     double* const buf = arena.data() + scratch * slot;
-    double* const tbuf = buf + tile;
-    double* const gbuf = (a.grad || a.rows_out) ? buf + 2 * tile : nullptr;
-    double* const ebuf = buf + 3 * tile;
+    double* const tbuf = buf + xlen;
+    double* gbuf = needs_g ? tbuf + tlen : nullptr;
+    if constexpr (std::is_same_v<T, double>)
+      if (grad_in_place) gbuf = a.grad + p0 * C;
+    double* const ebuf = tbuf + tlen + glen;
     // Gather the tile's rows (contiguous reads either way).
     // Where each of the tile's positions starts in a channel-first map, computed once per tile: a
     // 64-bit division per score made the gather of segmentation maps several times slower than the math.
@@ -281,10 +299,16 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
     if constexpr (F::kColumns) {
       // Channel-first maps: runs of positions within one batch item, read in place. Short rows of a 2-D
       // (N, C) input: the tile transposed into buf (C planes of m), then the same column code.
-      if (a.inner != 1 || C <= kColumnsMaxClasses) {
+      if (columns) {
         Partial2 pr;
         const double gs = a.reduction == Reduction::mean ? gscale : 1.0;
-        if (a.inner != 1) {
+        if (huge_rows) {
+          for (std::size_t j = 0; j < m; ++j) {
+            const std::size_t p = p0 + j;
+            ce_run(f, a, p, 1, C, a.x + p * C, 1, cwp, W, ebuf, gs, a.grad ? a.grad + p * C : nullptr, C, 1, valid,
+                   ignored, pos_weight, pr);
+          }
+        } else if (a.inner != 1) {
           for (std::size_t j0 = 0; j0 < m;) {
             const std::size_t p = p0 + j0, n = p / a.inner, s0 = p % a.inner;
             const std::size_t len = m - j0 < a.inner - s0 ? m - j0 : a.inner - s0;
@@ -330,11 +354,8 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
     };
     // float64 rows that are already contiguous are read in place; anything else is copied.
     const double* rows_x = buf;
-    bool in_place = false;
-    if constexpr (std::is_same_v<T, double>) {
-      in_place = a.inner == 1;
+    if constexpr (std::is_same_v<T, double>)
       if (in_place) rows_x = a.x + p0 * C;
-    }
     // Rows are gathered when the functor reads them, or for a gradient or row output.
     if (!in_place && (F::kReadsRow || gbuf)) gather(a.x, buf);
     if constexpr (F::kProbTarget) {
@@ -380,7 +401,15 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
         a.out[p] = static_cast<T>(l);  // a per-position map (logsumexp)
       }
     }
-    if (a.grad) scatter(gbuf, a.grad, a.reduction == Reduction::mean ? gscale : 1.0);
+    if (a.grad) {
+      const double gs = a.reduction == Reduction::mean ? gscale : 1.0;
+      if (!grad_in_place) {
+        scatter(gbuf, a.grad, gs);
+      } else if (gs != 1.0) {
+#pragma omp simd
+        for (std::size_t k = 0; k < m * C; ++k) gbuf[k] *= gs;
+      }
+    }
     if (a.rows_out) scatter(gbuf, a.rows_out, 1.0);
     sums[t] = sum;
     wsums[t] = wsum;
