@@ -67,6 +67,24 @@ CASES = [
         "fastloss.multiclass_hinge(a, b, return_grad=True)",
     ),
     (
+        "poly1_cross_entropy 1x1e7 f32 +grad",
+        "[g32((1, 10**7)), np.array([3])]",
+        "fastloss.poly1_cross_entropy(a, b, return_grad=True)",
+    ),
+    (
+        "cross_entropy prob 1x1e7 f32 +grad",
+        "[g32((1, 10**7)), rng.random((1, 10**7), dtype=np.float32) * 1e-7]",
+        "fastloss.cross_entropy(a, b, return_grad=True)",
+    ),
+    (
+        "multiclass_hinge 1x1e7 f32 +grad",
+        "[g32((1, 10**7)), np.array([3])]",
+        "fastloss.multiclass_hinge(a, b, return_grad=True)",
+    ),
+    ("softmax 1x1e7 f64", "[rng.standard_normal((1, 10**7))]", "fastloss.softmax(a)"),
+    ("softmax 1x1e7 f32", "[g32((1, 10**7))]", "fastloss.softmax(a)"),
+    ("log_softmax 1x1e7 f32", "[g32((1, 10**7))]", "fastloss.log_softmax(a)"),
+    (
         "dice_loss 4x21x256x256 f32 +grad",
         "[g32((4, 21, 256, 256)), rng.integers(0, 21, (4, 256, 256))]",
         "fastloss.dice_loss(a, b, return_grad=True)",

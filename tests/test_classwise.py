@@ -468,6 +468,44 @@ def test_float32_huge_rows(backend, config):
         np.testing.assert_allclose(a, b.astype(np.float32), rtol=2.5e-7, atol=1e-37)
 
 
+# Every row functor on float32 rows of 2^20+ classes (read in place, the output written over the exps).
+HUGE_ROW_CALLS = {
+    "softmax_focal_loss": lambda x, t, p, w: fastloss.softmax_focal_loss(x, t, alpha=w, **KW_GRAD),
+    "poly1_cross_entropy": lambda x, t, p, w: fastloss.poly1_cross_entropy(x, t, epsilon=0.5, **KW_GRAD),
+    "cross_entropy_prob": lambda x, t, p, w: fastloss.cross_entropy(
+        x, p, weight=w, label_smoothing=0.1, **KW_GRAD
+    ),
+    "nll_loss": lambda x, t, p, w: fastloss.nll_loss(x, t, weight=w, **KW_GRAD),
+    "multiclass_hinge_ww": lambda x, t, p, w: fastloss.multiclass_hinge(x, t, p=2, weight=w, **KW_GRAD),
+    "multiclass_hinge_cs": lambda x, t, p, w: fastloss.multiclass_hinge(
+        x, t, weight=w, method="crammer_singer", **KW_GRAD
+    ),
+    "softmax": lambda x, t, p, w: fastloss.softmax(x),
+    "log_softmax": lambda x, t, p, w: fastloss.log_softmax(x),
+    "logsumexp": lambda x, t, p, w: fastloss.logsumexp(x),
+}
+KW_GRAD = {"reduction": "none", "return_grad": True}
+
+
+@pytest.mark.parametrize("name", sorted(HUGE_ROW_CALLS))
+def test_float32_huge_rows_row_functors(backend, name):
+    """float32 rows of 2^20 classes and more are read in place by the row functors too: the float64 result
+    on the same values, rounded once (an ignored row included)."""
+    rng = np.random.default_rng(_seed("huge_rows", name))
+    n, c = 3, 2**20 + 3
+    x = (3.0 * rng.standard_normal((n, c))).astype(np.float32)
+    x[1, 5] = -np.inf  # a class with zero probability
+    t = np.array([7, 2 if "hinge" in name else -100, c - 1])  # the hinge has no ignore_index
+    p = rng.random((n, c)).astype(np.float32)
+    p /= p.sum(axis=1, keepdims=True)
+    w = rng.uniform(0.5, 2.0, c).astype(np.float32)
+    got = HUGE_ROW_CALLS[name](x, t, p, w)
+    want = HUGE_ROW_CALLS[name](x.astype(np.float64), t, p.astype(np.float64), w.astype(np.float64))
+    for a, b in zip(*((r,) if isinstance(r, np.ndarray) else r for r in (got, want))):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, np.asarray(b).astype(np.float32), rtol=2.5e-7, atol=1e-37)
+
+
 def test_float16_and_integer_scores(backend):
     rng = np.random.default_rng(7)
     x = rng.normal(size=(5, 4)).astype(np.float16)

@@ -45,10 +45,12 @@ struct ClasswiseResult {
                                   // or whose target distribution has an entry outside [0, 1]
 };
 
-// What a row functor sees of one position.
-struct Row {
-  const double* x;     // the C scores, contiguous
-  const double* tp;    // target distribution row (kProbTarget), else null
+// What a row functor sees of one position. The scores and target rows are S: float64, or float32 read in
+// place for a huge row (C >= kHugeRowClasses), which the functors' arithmetic promotes to float64 exactly.
+template <class S>
+struct RowT {
+  const S* x;          // the C scores, contiguous
+  const S* tp;         // target distribution row (kProbTarget), else null
   std::int64_t y;      // target class (kIndexTarget; never ignore_index here), else -1
   std::size_t C;
   double shift;        // log sum_c exp(x_c) = shift + log_sum (kNeedsLse); the row max when finite
@@ -63,10 +65,14 @@ struct Row {
 
 namespace detail {
 
-FASTLOSS_INLINE double row_max(const double* x, std::size_t C) {
+template <class S>
+FASTLOSS_INLINE double row_max(const S* x, std::size_t C) {
   double m = -math::kInf;
 #pragma omp simd reduction(max : m)
-  for (std::size_t c = 0; c < C; ++c) m = x[c] > m ? x[c] : m;
+  for (std::size_t c = 0; c < C; ++c) {
+    const double v = static_cast<double>(x[c]);
+    m = v > m ? v : m;
+  }
   return m;
 }
 
@@ -77,17 +83,18 @@ FASTLOSS_INLINE double row_max(const double* x, std::size_t C) {
 // exps are a map loop, summed afterwards: a reduction through exp's dependency chain is latency-bound.
 // NaN anywhere in the row gives NaN; a row of -inf gives -inf; a +inf score gives +inf and NaN
 // probabilities (inf / inf), as SciPy and torch.
-FASTLOSS_INLINE double row_lse(const double* x, std::size_t C, double* e, double& shift, double& inv_sum) {
+template <class S>
+FASTLOSS_INLINE double row_lse(const S* x, std::size_t C, double* e, double& shift, double& inv_sum) {
   const double m = row_max(x, C);  // the max skips NaN; exp(NaN - m) brings it back into the sums
   const bool finite = m > -math::kInf && m < math::kInf;
   shift = finite ? m : 0.0;
 #pragma omp simd
-  for (std::size_t c = 0; c < C; ++c) e[c] = math::exp(x[c] - shift);
+  for (std::size_t c = 0; c < C; ++c) e[c] = math::exp(static_cast<double>(x[c]) - shift);
   double s = 0.0, others = 0.0, copies = 0.0;
 #pragma omp simd reduction(+ : s, others, copies)
   for (std::size_t c = 0; c < C; ++c) {
     s += e[c];
-    const bool at_max = x[c] == m;
+    const bool at_max = static_cast<double>(x[c]) == m;
     others += at_max ? 0.0 : e[c];
     copies += at_max ? 1.0 : 0.0;
   }
@@ -248,18 +255,24 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
   const std::size_t tile = P * C;
   // Only the buffers a call uses (one row each for a huge C): a functor that reads x[y] alone (NLL, value
   // only) needs none, zeroing them cost more than its gathers. float64 rows contiguous in memory are read
-  // in place and get their gradient written straight into the output. The column code (channel-first
-  // maps, short 2-D rows) uses the whole tile-sized layout.
-  // Huge float32 rows of a column functor (C >= kHugeRowClasses) run through the column code one position
-  // at a time, reading the scores in place: scratch is one row of exps, not three float64 copies.
-  const bool huge_rows = F::kColumns && !std::is_same_v<T, double> && a.inner == 1 && C >= kHugeRowClasses;
+  // in place and get their gradient (or row output) written straight into the output. The column code
+  // (channel-first maps, short 2-D rows) uses the whole tile-sized layout.
+  // Huge float32 rows (C >= kHugeRowClasses, one per tile) are read in place too: a column functor runs
+  // through the column code one position at a time, a row functor reads its float32 row directly and
+  // writes its gradient or row output over the exps (every functor writes g_c only after its reductions,
+  // from e_c itself). Scratch is one row of exps, not three float64 copies.
+  constexpr bool is_double = std::is_same_v<T, double>;
+  const bool huge = !is_double && a.inner == 1 && C >= kHugeRowClasses;
+  const bool huge_rows = F::kColumns && huge;
   const bool columns = F::kColumns && (a.inner != 1 || C <= kColumnsMaxClasses || huge_rows);
-  const bool in_place = std::is_same_v<T, double> && a.inner == 1;
-  const bool grad_in_place = in_place && a.grad && !a.rows_out;
-  const bool needs_g = (a.grad || a.rows_out) && !grad_in_place;
+  const bool in_place = a.inner == 1 && (is_double || huge);
+  // float64 contiguous rows with one row output (a gradient or an activation) write it in place.
+  const bool out_in_place = is_double && a.inner == 1 && ((a.grad != nullptr) != (a.rows_out != nullptr));
+  const bool g_over_e = huge && F::kNeedsLse;
+  const bool needs_g = (a.grad || a.rows_out) && !out_in_place && !g_over_e;
   const bool tiled = !huge_rows;  // the row code and the tiled column code
   const std::size_t xlen = tiled && (columns || (!in_place && (F::kReadsRow || a.grad || a.rows_out))) ? tile : 0;
-  const std::size_t tlen = tiled && (columns || F::kProbTarget) ? tile : 0;
+  const std::size_t tlen = tiled && (columns || (F::kProbTarget && !in_place)) ? tile : 0;
   const std::size_t glen = tiled && (columns || needs_g) ? tile : 0;
   const std::size_t elen = columns || F::kNeedsLse ? C : 0;
   const std::size_t scratch = xlen + tlen + glen + elen;
@@ -286,10 +299,10 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
     const std::size_t slot = nt > 1 ? static_cast<std::size_t>(thread_index()) : 0;
     double* const buf = arena.data() + scratch * slot;
     double* const tbuf = buf + xlen;
-    double* gbuf = needs_g ? tbuf + tlen : nullptr;
-    if constexpr (std::is_same_v<T, double>)
-      if (grad_in_place) gbuf = a.grad + p0 * C;
     double* const ebuf = tbuf + tlen + glen;
+    double* gbuf = needs_g ? tbuf + tlen : (g_over_e && (a.grad || a.rows_out) ? ebuf : nullptr);
+    if constexpr (is_double)
+      if (out_in_place) gbuf = (a.grad ? a.grad : a.rows_out) + p0 * C;
     // Gather the tile's rows (contiguous reads either way).
     // Where each of the tile's positions starts in a channel-first map, computed once per tile: a
     // 64-bit division per score made the gather of segmentation maps several times slower than the math.
@@ -352,67 +365,76 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
         }
       }
     };
-    // float64 rows that are already contiguous are read in place; anything else is copied.
-    const double* rows_x = buf;
-    if constexpr (std::is_same_v<T, double>)
-      if (in_place) rows_x = a.x + p0 * C;
-    // Rows are gathered when the functor reads them, or for a gradient or row output.
-    if (!in_place && (F::kReadsRow || gbuf)) gather(a.x, buf);
-    if constexpr (F::kProbTarget) {
-      gather(a.target_prob, tbuf);
-      // Target probabilities must lie in [0, 1] (NaN passes and propagates).
-      double nbad = 0.0;
+    // The tile's rows, and its target distributions for kProbTarget: xr and tr are T where they are read
+    // in place, the gathered float64 copies otherwise.
+    auto run_rows = [&](const auto* xr, const auto* tr) {
+      if constexpr (F::kProbTarget) {
+        // Target probabilities must lie in [0, 1] (NaN passes and propagates).
+        double nbad = 0.0;
 #pragma omp simd reduction(+ : nbad)
-      for (std::size_t k = 0; k < m * C; ++k) nbad += (tbuf[k] < 0.0 || tbuf[k] > 1.0) ? 1.0 : 0.0;
-      if (nbad > 0.0)
-        for (std::size_t k = 0; k < m * C; ++k)
-          if (tbuf[k] < 0.0 || tbuf[k] > 1.0) {
-            bad[t] = static_cast<std::ptrdiff_t>(p0 + k / C);
-            return;
+        for (std::size_t k = 0; k < m * C; ++k) nbad += (tr[k] < 0.0 || tr[k] > 1.0) ? 1.0 : 0.0;
+        if (nbad > 0.0)
+          for (std::size_t k = 0; k < m * C; ++k)
+            if (tr[k] < 0.0 || tr[k] > 1.0) {
+              bad[t] = static_cast<std::ptrdiff_t>(p0 + k / C);
+              return false;
+            }
+      }
+      using S = std::remove_cv_t<std::remove_pointer_t<decltype(xr)>>;
+      double sum = 0.0, wsum = 0.0;
+      for (std::size_t j = 0; j < m; ++j) {
+        const std::size_t p = p0 + j;
+        RowT<S> row{xr + j * C, F::kProbTarget ? tr + j * C : nullptr, -1, C, 0.0, 0.0, ebuf, 0.0, cwp, W, 0.0};
+        double* g = gbuf ? gbuf + j * C : nullptr;
+        if constexpr (F::kIndexTarget) {
+          row.y = a.target[p];
+          if (!valid(row.y)) {
+            if (bad[t] < 0) bad[t] = static_cast<std::ptrdiff_t>(p);
+            continue;
           }
-    }
-    double sum = 0.0, wsum = 0.0;
-    for (std::size_t j = 0; j < m; ++j) {
-      const std::size_t p = p0 + j;
-      Row row{rows_x + j * C, F::kProbTarget ? tbuf + j * C : nullptr, -1, C, 0.0, 0.0, ebuf, 0.0, cwp, W, 0.0};
-      double* g = gbuf ? gbuf + j * C : nullptr;
-      if constexpr (F::kIndexTarget) {
-        row.y = a.target[p];
-        if (!valid(row.y)) {
-          if (bad[t] < 0) bad[t] = static_cast<std::ptrdiff_t>(p);
-          continue;
+          if (ignored(row.y)) {
+            if (g)
+              for (std::size_t c = 0; c < C; ++c) g[c] = 0.0;
+            if (F::kLoss && a.out) a.out[p] = T(0);
+            continue;
+          }
+          row.xy =
+              static_cast<double>(a.x[(a.inner == 1 ? p * C : off[j]) + static_cast<std::size_t>(row.y) * a.inner]);
         }
-        if (ignored(row.y)) {
-          if (g)
-            for (std::size_t c = 0; c < C; ++c) g[c] = 0.0;
-          if (F::kLoss && a.out) a.out[p] = T(0);
-          continue;
+        if constexpr (F::kNeedsLse) row.log_sum = detail::row_lse(row.x, C, ebuf, row.shift, row.inv_sum);
+        const double l = f(row, g);
+        if constexpr (F::kLoss) {
+          const double w = pos_weight(p);
+          sum += l;
+          wsum += w;
+          if (a.out) a.out[p] = static_cast<T>(l);
+        } else if (a.out) {
+          a.out[p] = static_cast<T>(l);  // a per-position map (logsumexp)
         }
-        row.xy = static_cast<double>(a.x[(a.inner == 1 ? p * C : off[j]) + static_cast<std::size_t>(row.y) * a.inner]);
       }
-      if constexpr (F::kNeedsLse) row.log_sum = detail::row_lse(row.x, C, ebuf, row.shift, row.inv_sum);
-      const double l = f(row, g);
-      if constexpr (F::kLoss) {
-        const double w = pos_weight(p);
-        sum += l;
-        wsum += w;
-        if (a.out) a.out[p] = static_cast<T>(l);
-      } else if (a.out) {
-        a.out[p] = static_cast<T>(l);  // a per-position map (logsumexp)
-      }
+      sums[t] = sum;
+      wsums[t] = wsum;
+      return true;
+    };
+    const T* const tp_in_place = F::kProbTarget ? a.target_prob + p0 * C : nullptr;
+    if (in_place) {
+      if (!run_rows(a.x + p0 * C, tp_in_place)) return;
+    } else {
+      // Rows are gathered when the functor reads them, or for a gradient or row output.
+      if (F::kReadsRow || gbuf) gather(a.x, buf);
+      if (F::kProbTarget) gather(a.target_prob, tbuf);
+      if (!run_rows(static_cast<const double*>(buf), static_cast<const double*>(tbuf))) return;
     }
     if (a.grad) {
       const double gs = a.reduction == Reduction::mean ? gscale : 1.0;
-      if (!grad_in_place) {
+      if (!out_in_place) {
         scatter(gbuf, a.grad, gs);
       } else if (gs != 1.0) {
 #pragma omp simd
         for (std::size_t k = 0; k < m * C; ++k) gbuf[k] *= gs;
       }
     }
-    if (a.rows_out) scatter(gbuf, a.rows_out, 1.0);
-    sums[t] = sum;
-    wsums[t] = wsum;
+    if (a.rows_out && !out_in_place) scatter(gbuf, a.rows_out, 1.0);
   });
 
   for (std::size_t t = 0; t < ntiles; ++t)
@@ -433,7 +455,7 @@ struct RowBase {
   static constexpr bool kIndexTarget = false;
   static constexpr bool kProbTarget = false;
   static constexpr bool kNeedsLse = true;
-  // Reads the whole row of scores; false: only x[y] (Row::xy), so a value-only call never gathers rows.
+  // Reads the whole row of scores; false: only x[y] (RowT::xy), so a value-only call never gathers rows.
   static constexpr bool kReadsRow = true;
   // Has a column form for channel-first maps (inner > 1), vectorized across positions: ce_columns.
   static constexpr bool kColumns = false;
@@ -450,7 +472,8 @@ struct CrossEntropy : RowBase {
   static constexpr bool kColumns = true;
   double eps;
   explicit CrossEntropy(const double* prm) : eps(prm[0]) {}
-  double operator()(const Row& r, double* g) const {
+  template <class R>
+  double operator()(const R& r, double* g) const {
     const std::size_t C = r.C, y = static_cast<std::size_t>(r.y);
     const double wy = r.cw ? r.cw[y] : 1.0;
     const double k = eps / static_cast<double>(C);
@@ -483,7 +506,8 @@ struct CrossEntropyProb : RowBase {
   static constexpr bool kProbTarget = true;
   double eps;
   explicit CrossEntropyProb(const double* prm) : eps(prm[0]) {}
-  double operator()(const Row& r, double* g) const {
+  template <class R>
+  double operator()(const R& r, double* g) const {
     const std::size_t C = r.C;
     const double k = eps / static_cast<double>(C);
     double swt = 0.0, swtd = 0.0;
@@ -508,7 +532,8 @@ struct Nll : RowBase {
   static constexpr bool kNeedsLse = false;
   static constexpr bool kReadsRow = false;
   explicit Nll(const double*) {}
-  double operator()(const Row& r, double* g) const {
+  template <class R>
+  double operator()(const R& r, double* g) const {
     const std::size_t y = static_cast<std::size_t>(r.y);
     const double wy = r.cw ? r.cw[y] : 1.0;
     if (g) {
@@ -527,7 +552,8 @@ struct SoftmaxFocal : RowBase {
   static constexpr bool kMeanByClassWeight = false;
   double gamma, zero_pow;
   explicit SoftmaxFocal(const double* prm) : gamma(prm[0]), zero_pow(prm[0] == 0.0 ? 1.0 : 0.0) {}
-  double operator()(const Row& r, double* g) const {
+  template <class R>
+  double operator()(const R& r, double* g) const {
     const std::size_t C = r.C, y = static_cast<std::size_t>(r.y);
     const double ay = r.cw ? r.cw[y] : 1.0;
     double other = 0.0;
@@ -555,7 +581,8 @@ struct Poly1 : RowBase {
   static constexpr bool kMeanByClassWeight = false;
   double eps;
   explicit Poly1(const double* prm) : eps(prm[0]) {}
-  double operator()(const Row& r, double* g) const {
+  template <class R>
+  double operator()(const R& r, double* g) const {
     const std::size_t C = r.C, y = static_cast<std::size_t>(r.y);
     double other = 0.0;
 #pragma omp simd reduction(+ : other)
@@ -580,7 +607,8 @@ struct MultiMarginWW : RowBase {
   static constexpr bool kMeanByClassWeight = false;
   double margin;
   explicit MultiMarginWW(const double* prm) : margin(prm[0]) {}
-  double operator()(const Row& r, double* g) const {
+  template <class R>
+  double operator()(const R& r, double* g) const {
     const std::size_t C = r.C, y = static_cast<std::size_t>(r.y);
     const double k = (r.cw ? r.cw[y] : 1.0) / static_cast<double>(C);
     const double xy = r.x[y];
@@ -618,7 +646,8 @@ struct MultiMarginCS : RowBase {
   static constexpr bool kMeanByClassWeight = false;
   double margin;
   explicit MultiMarginCS(const double* prm) : margin(prm[0]) {}
-  double operator()(const Row& r, double* g) const {
+  template <class R>
+  double operator()(const R& r, double* g) const {
     const std::size_t C = r.C, y = static_cast<std::size_t>(r.y);
     const double wy = r.cw ? r.cw[y] : 1.0;
     if (g)
@@ -662,7 +691,8 @@ struct MapBase : RowBase {
 // softmax(x)_c = exp(x_c - lse)
 struct Softmax : MapBase {
   explicit Softmax(const double*) {}
-  double operator()(const Row& r, double* out) const {
+  template <class R>
+  double operator()(const R& r, double* out) const {
 #pragma omp simd
     for (std::size_t c = 0; c < r.C; ++c) out[c] = r.e[c] * r.inv_sum;
     return r.shift + r.log_sum;
@@ -672,7 +702,8 @@ struct Softmax : MapBase {
 // log_softmax(x)_c = x_c - lse = (x_c - shift) - log_sum
 struct LogSoftmax : MapBase {
   explicit LogSoftmax(const double*) {}
-  double operator()(const Row& r, double* out) const {
+  template <class R>
+  double operator()(const R& r, double* out) const {
 #pragma omp simd
     for (std::size_t c = 0; c < r.C; ++c) out[c] = (r.x[c] - r.shift) - r.log_sum;
     return r.shift + r.log_sum;
@@ -682,7 +713,10 @@ struct LogSoftmax : MapBase {
 // logsumexp(x) = lse, per position
 struct LogSumExp : MapBase {
   explicit LogSumExp(const double*) {}
-  double operator()(const Row& r, double*) const { return r.shift + r.log_sum; }
+  template <class R>
+  double operator()(const R& r, double*) const {
+    return r.shift + r.log_sum;
+  }
 };
 
 }  // namespace classwise_fn
