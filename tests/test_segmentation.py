@@ -1240,6 +1240,25 @@ def test_bitwise_identical_across_threads(core, dtype):
         assert len(msgs) == 1, msgs
 
 
+@pytest.mark.parametrize(
+    "shape", [(2, 3000, 5), (3, 2049, 300), (5, 4, 1), (2, 70, 3)], ids=["C3000", "C2049", "S1", "C70_S3"]
+)
+def test_many_channels_and_short_maps(backend, shape):
+    """Thousands of channels (a softmax unit of few positions, its buffer near 4 MiB) and maps shorter than a
+    unit (one unit per batch item, its sums written in place): the reference, bitwise across threads."""
+    for target_kind in TARGETS:
+        x, t = make_problem(_seed("wide", shape, target_kind), shape, "softmax", target_kind)
+        opts = {"activation": "softmax", "batch": False, "include_background": True, "reduction": "mean"}
+        check_against_reference("dice", x, t, opts, what=f"{shape} {target_kind}")
+        runs = []
+        for n in (1, 2, 3):
+            with fastloss.num_threads(n):
+                runs.append(
+                    _bits(fastloss.dice_loss(x, t, activation="softmax", reduction="none", return_grad=True))
+                )
+        assert runs[0] == runs[1] == runs[2]
+
+
 @pytest.mark.cpp_only
 def test_two_python_threads_get_correct_results(core):
     x, labels, dense = _big(_seed("python-threads"))

@@ -231,9 +231,7 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
   // Work: every score, or one per position for a value-only functor that reads x[y] alone (NLL), which
   // would otherwise pay a thread start (35 us) for a few microseconds of gathering.
   const bool whole_rows = F::kReadsRow || a.grad || a.rows_out;
-  // Never more threads than tiles: each thread's scratch is a whole tile (one row of C for a huge C).
   const int nt_req = resolve_threads(a.num_threads, whole_rows ? npos * C : npos);
-  const int nt = static_cast<std::size_t>(nt_req) > ntiles ? static_cast<int>(ntiles) : nt_req;
   auto tile_len = [&](std::size_t t) { return npos - t * P < P ? npos - t * P : P; };
   auto offset = [&](std::size_t p) { return (p / a.inner) * C * a.inner + p % a.inner; };
   auto ignored = [&](std::int64_t y) { return a.has_ignore && y == a.ignore_index; };
@@ -276,6 +274,8 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
   const std::size_t glen = tiled && (columns || needs_g) ? tile : 0;
   const std::size_t elen = columns || F::kNeedsLse ? C : 0;
   const std::size_t scratch = xlen + tlen + glen + elen;
+  // Never more threads than tiles, nor than kThreadScratchBytes allows (a few rows of a million classes).
+  const int nt = scratch_threads(nt_req, ntiles, scratch * sizeof(double));
   std::vector<double> arena(scratch * static_cast<std::size_t>(nt));
   std::vector<double> sums(ntiles), wsums(ntiles);
   std::vector<std::ptrdiff_t> bad(ntiles, -1);

@@ -37,10 +37,13 @@ struct Args {
 
 namespace detail {
 
-// Positions per unit: kSpan doubles of each channel's probabilities fit the per-thread buffer.
-inline std::size_t span_of(std::size_t C) {
-  const std::size_t s = 16384 / (C > 0 ? C : 1);
-  return s < 256 ? 256 : (s > 8192 ? 8192 : s);
+// Positions per unit: about 16384 probabilities of C channels in the per-thread buffer, 256 to 8192
+// positions (fewer beyond 2048 channels: a softmax buffer stays near 4 MiB), never more than S.
+inline std::size_t span_of(std::size_t C, std::size_t S) {
+  const std::size_t c = C > 0 ? C : 1;
+  std::size_t s = 16384 / c;
+  s = s < 256 ? (c <= 2048 ? 256 : (524288 / c > 8 ? 524288 / c : 8)) : (s > 8192 ? 8192 : s);
+  return s < S ? s : (S > 0 ? S : 1);
 }
 
 // p = activation(x) for the len positions from s0 of batch b: into buf (C x len) for softmax; for the
@@ -172,16 +175,19 @@ std::ptrdiff_t sums(const Args<T>& a, double* out) {
   const std::size_t B = a.batch, C = a.channels, S = a.spatial;
   for (std::size_t k = 0; k < B * C * 3; ++k) out[k] = 0.0;
   if (B == 0 || C == 0 || S == 0) return -1;
-  const std::size_t span = detail::span_of(C);
+  const std::size_t span = detail::span_of(C, S);
   const std::size_t per_b = (S + span - 1) / span, units = B * per_b;
-  const int nt = resolve_threads(a.num_threads, B * C * S);
   const bool soft = a.activation == Activation::softmax;
-  std::vector<double> part(units * C * 3);
-  std::vector<double> nbad(units, 0.0);
-  std::vector<double> scratch(soft ? static_cast<std::size_t>(nt) * (C + 2) * span : 0);
+  const std::size_t per_thread = soft ? (C + 2) * span : 0;
+  const int nt = scratch_threads(resolve_threads(a.num_threads, B * C * S), units, per_thread * sizeof(double));
+  // Partial sums per unit; with one unit per batch item they are the sums themselves.
+  std::vector<double> part(per_b > 1 ? units * C * 3 : 0);
+  double* const partp = per_b > 1 ? part.data() : out;
+  std::vector<double> nbad(a.labels ? units : 0, 0.0);
+  std::vector<double> scratch(static_cast<std::size_t>(nt) * per_thread);
   for_each_block(units, nt, [&](std::size_t u) {
     const std::size_t b = u / per_b, s0 = (u % per_b) * span, len = S - s0 < span ? S - s0 : span;
-    double* const buf = soft ? scratch.data() + (nt > 1 ? static_cast<std::size_t>(thread_index()) : 0) * (C + 2) * span
+    double* const buf = soft ? scratch.data() + (nt > 1 ? static_cast<std::size_t>(thread_index()) : 0) * per_thread
                              : nullptr;
     if (soft) detail::softmax_block(a, b, s0, len, buf, buf + C * span, buf + C * span + span);
     const std::int64_t* const lab = a.labels ? a.labels + b * S + s0 : nullptr;
@@ -194,7 +200,7 @@ std::ptrdiff_t sums(const Args<T>& a, double* out) {
     }
     for (std::size_t c = 0; c < C; ++c) {
       const std::size_t row = (b * C + c) * S + s0;
-      double* const o = part.data() + (u * C + c) * 3;
+      double* const o = partp + (u * C + c) * 3;
       detail::dispatch(a, [&](auto act, auto labels, auto sq) {
         detail::channel_sums<decltype(act)::value, decltype(labels)::value, decltype(sq)::value>(
             a.x + row, labels ? nullptr : a.target + row, lab, static_cast<std::int64_t>(c),
@@ -212,6 +218,7 @@ std::ptrdiff_t sums(const Args<T>& a, double* out) {
       }
     }
   }
+  if (per_b == 1) return -1;
   // Per (b, c): the tree over its units.
   std::vector<double> col(per_b);
   for (std::size_t b = 0; b < B; ++b)
@@ -228,12 +235,13 @@ template <class T>
 void grad(const Args<T>& a, const double* coef_i, const double* coef_p, T* out) {
   const std::size_t B = a.batch, C = a.channels, S = a.spatial;
   if (B == 0 || C == 0 || S == 0) return;
-  const std::size_t span = detail::span_of(C);
+  const std::size_t span = detail::span_of(C, S);
   const std::size_t per_b = (S + span - 1) / span, units = B * per_b;
-  const int nt = resolve_threads(a.num_threads, B * C * S);
   const bool soft = a.activation == Activation::softmax;
   // softmax: p (C x span), dL/dp (C x span), the max and the sum, then the dot per position
-  std::vector<double> scratch(soft ? static_cast<std::size_t>(nt) * (2 * C + 3) * span : 0);
+  const std::size_t per_thread = soft ? (2 * C + 3) * span : 0;
+  const int nt = scratch_threads(resolve_threads(a.num_threads, B * C * S), units, per_thread * sizeof(double));
+  std::vector<double> scratch(static_cast<std::size_t>(nt) * per_thread);
   for_each_block(units, nt, [&](std::size_t u) {
     const std::size_t b = u / per_b, s0 = (u % per_b) * span, len = S - s0 < span ? S - s0 : span;
     const std::int64_t* const lab = a.labels ? a.labels + b * S + s0 : nullptr;
@@ -249,7 +257,7 @@ void grad(const Args<T>& a, const double* coef_i, const double* coef_p, T* out) 
       }
       return;
     }
-    double* const buf = scratch.data() + (nt > 1 ? static_cast<std::size_t>(thread_index()) : 0) * (2 * C + 3) * span;
+    double* const buf = scratch.data() + (nt > 1 ? static_cast<std::size_t>(thread_index()) : 0) * per_thread;
     double* const dbuf = buf + C * span;
     double* const dot = buf + 2 * C * span + 2 * span;
     detail::softmax_block(a, b, s0, len, buf, buf + 2 * C * span, buf + 2 * C * span + span);

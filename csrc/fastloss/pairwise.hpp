@@ -289,22 +289,6 @@ struct Scratch {
   }
 };
 
-// Per-thread float64 gradient rows kept out of the output stay within this many bytes in all: a
-// gradient over a few huge rows (d = 10^5 and more) runs on fewer threads rather than allocating a block
-// per thread.
-constexpr std::size_t kRowScratchBytes = std::size_t(32) << 20;
-
-// Threads for a tile loop over nblocks row blocks: no more than blocks, and, with gradient rows in
-// scratch (row_bytes per thread, 0 for none), no more than kRowScratchBytes allows (at least one).
-inline int block_threads(int nt, std::size_t nblocks, std::size_t row_bytes) {
-  std::size_t cap = nblocks > 0 ? nblocks : 1;
-  if (row_bytes > 0) {
-    const std::size_t fit = kRowScratchBytes / row_bytes;
-    cap = fit < 1 ? 1 : (fit < cap ? fit : cap);
-  }
-  return static_cast<std::size_t>(nt) > cap ? static_cast<int>(cap) : nt;
-}
-
 inline int pair_threads(int requested, std::size_t n, std::size_t m, std::size_t d) {
   return resolve_threads(requested, n * m * (d > 0 ? d : 1), kParallelWork);
 }
@@ -380,7 +364,7 @@ double pair_contrastive(const T* x, std::size_t n, std::size_t d, const std::int
   const bool want_grad = grad != nullptr;
   const std::size_t nib = (n + kTile - 1) / kTile, brows = n < kTile ? n : kTile;
   const bool own_rows = want_grad && !Scratch<T>::kInOutput;
-  const int nt = block_threads(pair_threads(num_threads, n, n, d), nib, own_rows ? brows * d * 8 : 0);
+  const int nt = scratch_threads(pair_threads(num_threads, n, n, d), nib, own_rows ? brows * d * 8 : 0);
   const Panels<T> px = pack(x, n, d, nt);
   const T mT = static_cast<T>(margin);
   Scratch<T> s(nt, want_grad, d, brows);
@@ -605,7 +589,7 @@ void sim_ce(const SimCeArgs<T>& q) {
   const bool in_output = Scratch<T>::kInOutput && !fused;
   const bool own_rows = want_grad && !in_output;
   const int nt =
-      block_threads(pair_threads(q.num_threads, n, m > 0 ? m : 1, d), nblocks, own_rows ? brows * d * 8 : 0);
+      scratch_threads(pair_threads(q.num_threads, n, m > 0 ? m : 1, d), nblocks, own_rows ? brows * d * 8 : 0);
   Panels<T> pb = pack(q.b, m, d, nt);
   Scratch<T> s(nt, want_grad, d, brows, in_output);
   std::vector<double> lse(n);
@@ -744,11 +728,14 @@ template <class F, class T>
 void rowwise(const F& f, const RowArgs<T>& a) {
   constexpr std::size_t kRows = 256;
   const std::size_t nblocks = (a.n + kRows - 1) / kRows;
-  const int nt = resolve_threads(a.num_threads, a.n * (a.d > 0 ? a.d : 1), kParallelMin);
   const bool want_grad = a.grad[0] != nullptr;
-  std::vector<double> scratch(static_cast<std::size_t>(nt) * F::kInputs * a.d);
+  // One float64 gradient row per input and thread, for a gradient only.
+  const std::size_t row_len = want_grad ? F::kInputs * a.d : 0;
+  const int nt = scratch_threads(resolve_threads(a.num_threads, a.n * (a.d > 0 ? a.d : 1), kParallelMin), nblocks,
+                                 row_len * sizeof(double));
+  std::vector<double> scratch(static_cast<std::size_t>(nt) * row_len);
   for_each_block(nblocks, nt, [&](std::size_t blk) {
-    double* const g = scratch.data() + slot_of(nt) * F::kInputs * a.d;
+    double* const g = scratch.data() + slot_of(nt) * row_len;
     const std::size_t lo = blk * kRows, hi = a.n - lo < kRows ? a.n : lo + kRows;
     for (std::size_t i = lo; i < hi; ++i) {
       const T* rows[3];

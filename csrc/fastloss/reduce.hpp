@@ -64,6 +64,22 @@ inline int resolve_threads(int requested, std::size_t n, std::size_t min_per_thr
   return nt;
 }
 
+// Per-thread scratch of a driver stays within this many bytes over all its threads: a call whose
+// scratch per thread is large (a few huge rows, thousands of channels) runs on fewer threads rather than
+// allocating a block per thread, so that its peak memory does not grow with the thread count.
+inline constexpr std::size_t kThreadScratchBytes = std::size_t(32) << 20;
+
+// Threads for a loop over nblocks blocks: no more than nt, than blocks, and, with `bytes` of scratch per
+// thread (0 for none), than kThreadScratchBytes allows (at least one).
+inline int scratch_threads(int nt, std::size_t nblocks, std::size_t bytes) {
+  std::size_t cap = nblocks > 0 ? nblocks : 1;
+  if (bytes > 0) {
+    const std::size_t fit = kThreadScratchBytes / bytes;
+    cap = fit < 1 ? 1 : (fit < cap ? fit : cap);
+  }
+  return static_cast<std::size_t>(nt) > cap ? static_cast<int>(cap) : nt;
+}
+
 // Runs body(b) for every block b in [0, nblocks), in parallel over a static schedule. Between blocks the
 // calling thread checks for an interrupt (interrupt::Poller, a clock read every `check_every` of its
 // blocks); once one comes, every thread skips its remaining blocks.
