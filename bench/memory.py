@@ -89,6 +89,21 @@ CASES = [
         "[g32((4, 21, 256, 256)), rng.integers(0, 21, (4, 256, 256))]",
         "fastloss.dice_loss(a, b, return_grad=True)",
     ),
+    (
+        "dice_loss 1e5x100x1 f32 +grad",
+        "[g32((10**5, 100, 1)), rng.integers(0, 100, (10**5, 1))]",
+        "fastloss.dice_loss(a, b, return_grad=True)",
+    ),
+    (
+        "dice_loss none 1e5x100x1 f32 +grad",
+        "[g32((10**5, 100, 1)), rng.integers(0, 100, (10**5, 1))]",
+        "fastloss.dice_loss(a, b, reduction='none', return_grad=True)",
+    ),
+    (
+        "dice_loss softmax 2x1e5x4 f32 +grad",
+        "[g32((2, 10**5, 4)), rng.integers(0, 10**5, (2, 4))]",
+        "fastloss.dice_loss(a, b, activation='softmax', return_grad=True)",
+    ),
     ("pairwise_distances 2x1e6 f32", "[g32((2, 10**6))]", "fastloss.pairwise_distances(a)"),
     ("pairwise_distances 4096x128 f32", "[g32((4096, 128))]", "fastloss.pairwise_distances(a)"),
     (

@@ -1259,6 +1259,33 @@ def test_many_channels_and_short_maps(backend, shape):
         assert runs[0] == runs[1] == runs[2]
 
 
+@pytest.mark.parametrize("kind", LOSSES)
+def test_batch_chunks_same_as_whole(backend, kind, monkeypatch):
+    """Many (batch, channel) pairs go through the kernels a chunk of batch items at a time (bounded
+    memory): the same values and gradients as in one piece, and a bad label in a later chunk is reported
+    at its own position."""
+    from fastloss import segmentation
+
+    x, t = make_problem(_seed("chunks", kind), (7, 5, 3), "softmax", "labels")
+    whole = {}
+    cases = [(bt, red, bg) for bt in (False, True) for red in REDUCTIONS for bg in (True, False)]
+    for bt, red, bg in cases:
+        kw = {"activation": "softmax", "batch": bt, "reduction": red, "include_background": bg}
+        whole[bt, red, bg] = call(kind, x, t, return_grad=True, **kw)
+    monkeypatch.setattr(segmentation, "_CHUNK_PAIRS", 10)  # two batch items per chunk
+    for bt, red, bg in cases:
+        kw = {"activation": "softmax", "batch": bt, "reduction": red, "include_background": bg}
+        v, g = call(kind, x, t, return_grad=True, **kw)
+        w_v, w_g = whole[bt, red, bg]
+        assert np.shape(v) == np.shape(w_v) and g.shape == w_g.shape
+        np.testing.assert_allclose(v, w_v, rtol=1e-14, atol=1e-15, err_msg=f"{kw}")
+        np.testing.assert_allclose(g, w_g, rtol=1e-13, atol=1e-15, err_msg=f"{kw}")
+    bad = t.copy()
+    bad[5, 2] = 99
+    with pytest.raises(ValueError, match=re.escape("found target[5, 2] = 99")):
+        call(kind, x, bad)
+
+
 @pytest.mark.cpp_only
 def test_two_python_threads_get_correct_results(core):
     x, labels, dense = _big(_seed("python-threads"))

@@ -532,7 +532,8 @@ py::tuple overlap_sums(const py::array& x, const py::object& target, const py::o
 }
 
 py::array overlap_grad(const py::array& x, const py::object& target, const py::object& labels, int activation,
-                       bool squared, const py::object& coef_i, const py::object& coef_p, int num_threads) {
+                       bool squared, const py::object& coef_i, const py::object& coef_p, int num_threads,
+                       const py::object& out_obj) {
   int dt = 0;
   OverlapCall c = overlap_call(x, target, labels, activation, squared, num_threads, dt);
   const std::size_t bc = checked_mul(c.batch, c.channels, "B * C");
@@ -551,7 +552,16 @@ py::array overlap_grad(const py::array& x, const py::object& target, const py::o
       if (c.labels[k] < 0 || c.labels[k] >= static_cast<std::int64_t>(c.channels))
         throw py::value_error("labels must lie in [0, C)");
   const std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
-  py::array out = dt == 0 ? py::array(py::array_t<float>(shape)) : py::array(py::array_t<double>(shape));
+  py::array out;
+  if (out_obj.is_none()) {
+    out = dt == 0 ? py::array(py::array_t<float>(shape)) : py::array(py::array_t<double>(shape));
+  } else {  // a slice of the caller's gradient (the batch items of one chunk)
+    if (!py::isinstance<py::array>(out_obj)) throw py::type_error("out must be a NumPy array");
+    out = py::reinterpret_borrow<py::array>(out_obj);
+    if (dtype_index(out, "out") != dt || !is_usable(out) || !out.writeable() ||
+        std::vector<py::ssize_t>(out.shape(), out.shape() + out.ndim()) != shape)
+      throw py::type_error("out must be a writeable C-contiguous, aligned array of x's dtype and shape");
+  }
   c.grad = out.mutable_data();
   const OverlapFn fn = g_table->overlap_grad[dt];
   run_kernel([&] { fn(c); });
@@ -665,8 +675,9 @@ PYBIND11_MODULE(_core, m) {
         py::arg("squared"), py::arg("num_threads"),
         "Per (batch, channel) sums I, P, G of the overlap losses: returns (sums (B, C, 3), first bad label).");
   m.def("overlap_grad", &overlap_grad, py::arg("x"), py::arg("target"), py::arg("labels"), py::arg("activation"),
-        py::arg("squared"), py::arg("coef_i"), py::arg("coef_p"), py::arg("num_threads"),
-        "d L / d x of a function L of the overlap sums, given dL/dI and dL/dP per (batch, channel).");
+        py::arg("squared"), py::arg("coef_i"), py::arg("coef_p"), py::arg("num_threads"), py::arg("out") = py::none(),
+        "d L / d x of a function L of the overlap sums, given dL/dI and dL/dP per (batch, channel); into out "
+        "when given (x's dtype and shape), else a new array.");
   m.def("fma_probe", &fma_probe, py::arg("float32"), py::arg("iters"), py::arg("num_threads"),
         "Register-only FMA loop: returns the floating-point operations done (time it for GFLOP/s).");
   m.def("max_threads", &max_threads, "omp_get_max_threads() of the calling thread (1 in a forked child).");

@@ -20,6 +20,7 @@ ArrayLike = Any
 __all__ = ["dice_loss", "jaccard_loss", "tversky_loss"]
 
 ACTIVATIONS = {None: 0, "sigmoid": 1, "softmax": 2}
+_CHUNK_PAIRS = 2**18
 
 
 def _prepare(func: str, pred: Any, target: Any, activation: object):
@@ -85,16 +86,99 @@ def _overlap(
     bg = _validate.bool_param("include_background", include_background)
     x, dense, labels, dtype, shape, act = _prepare(func, pred, target, activation)
     nt = _backend.thread_arg()
-    sums, bad = _backend.kernels().overlap_sums(x, dense, labels, act, sq, nt)
+    kernels = _backend.kernels()
+    B, C = x.shape[:2]
+    first = 0 if bg else 1
+    # Batch items in chunks of about _CHUNK_PAIRS (batch, channel) pairs: the sums and the formula's
+    # temporaries are a dozen float64 per pair, more than the map itself when it has few positions.
+    rows = max(1, _CHUNK_PAIRS // max(C, 1))
+    chunks = [(0, B)] if B <= rows else [(b0, min(B, b0 + rows)) for b0 in range(0, B, rows)]
+    whole = len(chunks) == 1
+    size = (C - first) * (1 if bt else B)  # the number of loss terms
+    w = 1.0 / size if code == 2 and size else 1.0
+    grad = None if whole or not return_grad else np.empty(x.shape, dtype)
+    coef = None
+    if bt:  # one loss per channel, of the sums over the batch
+        sums = None
+        for b0, b1 in chunks:
+            s = _chunk_sums(func, kernels, x, dense, labels, b0, b1, whole, act, sq, nt, shape)
+            sums = s if whole else s.sum(axis=0, keepdims=True) + (0.0 if sums is None else sums)
+        f, df_di, df_dp = _overlap_formula(kind, sums, first, True, nr, dr, alpha, beta)
+        if return_grad:
+            for b0, b1 in chunks:
+                coef = _coefs(coef, b1 - b0, C, first, w, df_di, df_dp)
+                grad = _chunk_grad(kernels, x, dense, labels, b0, b1, whole, act, sq, coef, nt, grad)
+        losses, partials = f, [f.sum()]
+    else:  # one loss per (batch, channel): each chunk on its own, its losses kept (none) or summed
+        losses = None if whole or code != 0 else np.empty((B, C - first), dtype)
+        partials = []
+        for b0, b1 in chunks:
+            s = _chunk_sums(func, kernels, x, dense, labels, b0, b1, whole, act, sq, nt, shape)
+            f, df_di, df_dp = _overlap_formula(kind, s, first, False, nr, dr, alpha, beta)
+            if code != 0:
+                partials.append(f.sum())
+            elif whole:
+                losses = f
+            else:
+                losses[b0:b1] = f
+            if return_grad:
+                coef = _coefs(coef, b1 - b0, C, first, w, df_di, df_dp)
+                grad = _chunk_grad(kernels, x, dense, labels, b0, b1, whole, act, sq, coef, nt, grad)
+    if code == 0:
+        value = losses.astype(dtype, copy=False)
+    else:
+        total = partials[0] if whole else np.sum(partials)
+        value = dtype.type(total if code == 1 else (total / size if size else np.nan))
+    if not return_grad:
+        return value
+    return value, grad.reshape(shape)
+
+
+def _part(x, dense, labels, b0, b1):
+    """Batch items b0 .. b1 of the kernel inputs."""
+    return x[b0:b1], None if dense is None else dense[b0:b1], None if labels is None else labels[b0:b1]
+
+
+def _chunk_sums(func, kernels, x, dense, labels, b0, b1, whole, act, sq, nt, shape):
+    """The (b1 - b0, C, 3) sums of one chunk; a label outside [0, C) raises, named by its position."""
+    if whole:
+        sums, bad = kernels.overlap_sums(x, dense, labels, act, sq, nt)
+    else:
+        xb, db, lb = _part(x, dense, labels, b0, b1)
+        sums, bad = kernels.overlap_sums(xb, db, lb, act, sq, nt)
     if bad >= 0:
+        bad += b0 * x.shape[2]
         where = ", ".join(str(int(k)) for k in np.unravel_index(bad, (shape[0], *shape[2:])))
         raise ValueError(
             f"{func}: target labels must be class indices in [0, {shape[1]}); "
             f"found target[{where}] = {int(labels.reshape(-1)[bad])}"
         )
-    first = 0 if bg else 1
+    return sums
+
+
+def _coefs(coef, n, C, first, w, df_di, df_dp):
+    """dL/dI and dL/dP per (batch item, channel) of a chunk of n items (reusing the last chunk's arrays)."""
+    if coef is None or coef[0].shape[0] != n:
+        coef = np.zeros((n, C)), np.zeros((n, C))
+    coef[0][:, first:] = w * df_di  # broadcasts over b for batch=True
+    coef[1][:, first:] = w * df_dp
+    return coef
+
+
+def _chunk_grad(kernels, x, dense, labels, b0, b1, whole, act, sq, coef, nt, grad):
+    """The gradient of one chunk, into grad[b0:b1] (a new array for one chunk)."""
+    if whole:
+        return kernels.overlap_grad(x, dense, labels, act, sq, coef[0], coef[1], nt)
+    xb, db, lb = _part(x, dense, labels, b0, b1)
+    kernels.overlap_grad(xb, db, lb, act, sq, coef[0], coef[1], nt, grad[b0:b1])
+    return grad
+
+
+def _overlap_formula(kind, sums, first, over_batch, nr, dr, alpha, beta) -> tuple:
+    """The loss f per term and df/dI, df/dP from the sums I, P, G (of the channels from `first`, summed
+    over the batch items when over_batch)."""
     inter, psum, gsum = (sums[:, first:, k] for k in range(3))
-    if bt:
+    if over_batch:
         inter, psum, gsum = inter.sum(axis=0), psum.sum(axis=0), gsum.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         if kind == "tversky":
@@ -108,21 +192,7 @@ def _overlap(
             df_di = -(2.0 * den + (2.0 * num if kind == "jaccard" else 0.0)) / den**2
             df_dp = num * (2.0 if kind == "jaccard" else 1.0) / den**2
         f = 1.0 - num / den
-    if code == 0:
-        value = f.astype(dtype)
-    elif code == 1:
-        value = dtype.type(f.sum())
-    else:
-        value = dtype.type(f.sum() / f.size if f.size else np.nan)
-    if not return_grad:
-        return value
-    w = 1.0 / f.size if code == 2 and f.size else 1.0
-    B, C = x.shape[:2]
-    coef_i, coef_p = np.zeros((B, C)), np.zeros((B, C))
-    coef_i[:, first:] = w * df_di  # broadcasts over b for batch=True
-    coef_p[:, first:] = w * df_dp
-    grad = _backend.kernels().overlap_grad(x, dense, labels, act, sq, coef_i, coef_p, nt)
-    return value, grad.reshape(shape)
+    return f, df_di, df_dp
 
 
 def dice_loss(

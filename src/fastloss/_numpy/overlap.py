@@ -120,8 +120,10 @@ def overlap_grad(
     coef_i: Arr,
     coef_p: Arr,
     num_threads: int,
+    out: Arr | None = None,
 ) -> Arr:
-    """dL/dx (B, C, S) of x's dtype for any L of the sums with dL/dI = coef_i, dL/dP = coef_p ((B, C)).
+    """dL/dx (B, C, S) of x's dtype for any L of the sums with dL/dI = coef_i, dL/dP = coef_p ((B, C)),
+    into ``out`` when given (x's dtype and shape), else a new array.
 
     dL/dp = coef_i g + coef_p (2 p if squared else 1); then dL/dx = dL/dp (none), dL/dp p (1 - p)
     (sigmoid) or p (dL/dp - sum_k dL/dp_k p_k) (softmax over C). Labels are assumed valid.
@@ -134,7 +136,9 @@ def overlap_grad(
     cp = np.asarray(coef_p, dtype=np.float64).reshape(b, c)
     if labels is not None:
         labels = np.asarray(labels)
-    grad = np.empty(x.shape, dtype=x.dtype)
+    if out is not None and (out.dtype != x.dtype or out.shape != x.shape):
+        raise TypeError("overlap_grad: out must have x's dtype and shape")
+    grad = np.empty(x.shape, dtype=x.dtype) if out is None else out
     with np.errstate(all="ignore"):
         for blk in _blocks(b, c, s):
             b0, b1, s0, s1 = blk
