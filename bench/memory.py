@@ -84,6 +84,13 @@ CASES = [
     ("softmax 1x1e7 f64", "[rng.standard_normal((1, 10**7))]", "fastloss.softmax(a)"),
     ("softmax 1x1e7 f32", "[g32((1, 10**7))]", "fastloss.softmax(a)"),
     ("log_softmax 1x1e7 f32", "[g32((1, 10**7))]", "fastloss.log_softmax(a)"),
+    ("logsumexp 1e7x2 axis 0 f32", "[g32((10**7, 2))]", "fastloss.logsumexp(a, axis=0)"),
+    ("softmax 1e7x2 axis 0 f32", "[g32((10**7, 2))]", "fastloss.softmax(a, axis=0)"),
+    (
+        "softmax_focal_loss 1x1e7x2 f32 +grad",
+        "[g32((1, 10**7, 2)), np.array([[3, 4]])]",
+        "fastloss.softmax_focal_loss(a, b, return_grad=True)",
+    ),
     (
         "dice_loss 4x21x256x256 f32 +grad",
         "[g32((4, 21, 256, 256)), rng.integers(0, 21, (4, 256, 256))]",

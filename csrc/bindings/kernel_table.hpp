@@ -112,7 +112,7 @@ struct RowCall {
 };
 
 struct RowTraits {
-  bool loss, index_target, prob_target;
+  bool loss, index_target, prob_target, row_output;
 };
 
 using RowFn = Result (*)(const RowCall&);

@@ -206,7 +206,7 @@ const KernelTable kTable = {
     {
 #define FASTLOSS_TRAITS(name, functor)                                                  \
   {fl::classwise_fn::functor::kLoss, fl::classwise_fn::functor::kIndexTarget, \
-   fl::classwise_fn::functor::kProbTarget},
+   fl::classwise_fn::functor::kProbTarget, fl::classwise_fn::functor::kRowOutput},
         FASTLOSS_CLASSWISE_KERNELS(FASTLOSS_TRAITS)
 #undef FASTLOSS_TRAITS
     },

@@ -260,7 +260,7 @@ py::tuple classwise(const std::string& name, const py::array& x, std::size_t out
     call.out = o.mutable_data();
     out = o;
   }
-  if (!tr.loss || want_grad) {
+  if (tr.loss ? want_grad : tr.row_output) {
     py::array g = new_like(dt, n);
     (tr.loss ? call.grad : call.rows_out) = g.mutable_data();
     (tr.loss ? grad : rows_out) = g;

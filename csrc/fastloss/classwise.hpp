@@ -255,28 +255,35 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
   // only) needs none, zeroing them cost more than its gathers. float64 rows contiguous in memory are read
   // in place and get their gradient (or row output) written straight into the output. The column code
   // (channel-first maps, short 2-D rows) uses the whole tile-sized layout.
-  // Huge float32 rows (C >= kHugeRowClasses, one per tile) are read in place too: a column functor runs
-  // through the column code one position at a time, a row functor reads its float32 row directly and
-  // writes its gradient or row output over the exps (every functor writes g_c only after its reductions,
-  // from e_c itself). Scratch is one row of exps, not three float64 copies.
+  // Huge rows (C >= kHugeRowClasses, one per tile) keep no float64 copy of their scores: float32 ones
+  // contiguous in memory are read in place (a column functor runs through the column code one position
+  // at a time), strided ones (an activation over a leading axis) are gathered in their own type. A row
+  // functor then writes its gradient or row output over the exps (every functor writes g_c only after its
+  // reductions, from e_c itself). Scratch is one row of exps, not three float64 copies.
   constexpr bool is_double = std::is_same_v<T, double>;
-  const bool huge = !is_double && a.inner == 1 && C >= kHugeRowClasses;
+  const bool huge_c = C >= kHugeRowClasses;
+  const bool huge = !is_double && a.inner == 1 && huge_c;
   const bool huge_rows = F::kColumns && huge;
   const bool columns = F::kColumns && (a.inner != 1 || C <= kColumnsMaxClasses || huge_rows);
   const bool in_place = a.inner == 1 && (is_double || huge);
+  const bool typed_rows = huge_c && a.inner != 1 && !columns;  // gathered as T
   // float64 contiguous rows with one row output (a gradient or an activation) write it in place.
   const bool out_in_place = is_double && a.inner == 1 && ((a.grad != nullptr) != (a.rows_out != nullptr));
-  const bool g_over_e = huge && F::kNeedsLse;
+  const bool g_over_e = (huge || typed_rows) && F::kNeedsLse;
   const bool needs_g = (a.grad || a.rows_out) && !out_in_place && !g_over_e;
   const bool tiled = !huge_rows;  // the row code and the tiled column code
-  const std::size_t xlen = tiled && (columns || (!in_place && (F::kReadsRow || a.grad || a.rows_out))) ? tile : 0;
-  const std::size_t tlen = tiled && (columns || (F::kProbTarget && !in_place)) ? tile : 0;
+  const bool reads = F::kReadsRow || a.grad || a.rows_out;
+  const bool copied = !in_place && !typed_rows;
+  const std::size_t xlen = tiled && (columns || (copied && reads)) ? tile : 0;
+  const std::size_t tlen = tiled && (columns || (F::kProbTarget && copied)) ? tile : 0;
   const std::size_t glen = tiled && (columns || needs_g) ? tile : 0;
   const std::size_t elen = columns || F::kNeedsLse ? C : 0;
   const std::size_t scratch = xlen + tlen + glen + elen;
+  const std::size_t trow = typed_rows ? (reads ? C : 0) + (F::kProbTarget ? C : 0) : 0;  // T per thread
   // Never more threads than tiles, nor than kThreadScratchBytes allows (a few rows of a million classes).
-  const int nt = scratch_threads(nt_req, ntiles, scratch * sizeof(double));
+  const int nt = scratch_threads(nt_req, ntiles, scratch * sizeof(double) + trow * sizeof(T));
   std::vector<double> arena(scratch * static_cast<std::size_t>(nt));
+  std::vector<T> typed(trow * static_cast<std::size_t>(nt));
   std::vector<double> sums(ntiles), wsums(ntiles);
   std::vector<std::ptrdiff_t> bad(ntiles, -1);
   // The gradient of a mean is scaled by 1 / sum of weights, known from the targets alone: a pre-pass.
@@ -343,14 +350,15 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
         return;
       }
     }
-    auto gather = [&](const T* src, double* dst) {
+    auto gather = [&](const T* src, auto* dst) {  // into float64, or T for typed_rows
+      using D = std::remove_pointer_t<decltype(dst)>;
       if (a.inner == 1) {
         const T* s = src + p0 * C;
-        for (std::size_t k = 0; k < m * C; ++k) dst[k] = static_cast<double>(s[k]);
+        for (std::size_t k = 0; k < m * C; ++k) dst[k] = static_cast<D>(s[k]);
       } else {
         for (std::size_t c = 0; c < C; ++c) {
           const T* s = src + c * a.inner;
-          for (std::size_t j = 0; j < m; ++j) dst[j * C + c] = static_cast<double>(s[off[j]]);
+          for (std::size_t j = 0; j < m; ++j) dst[j * C + c] = static_cast<D>(s[off[j]]);
         }
       }
     };
@@ -419,6 +427,12 @@ ClasswiseResult classwise(const F& functor, const ClasswiseArgs<T>& a) {
     const T* const tp_in_place = F::kProbTarget ? a.target_prob + p0 * C : nullptr;
     if (in_place) {
       if (!run_rows(a.x + p0 * C, tp_in_place)) return;
+    } else if (typed_rows) {
+      T* const xt = typed.data() + trow * slot;
+      T* const tt = xt + (reads ? C : 0);
+      if (reads) gather(a.x, xt);
+      if (F::kProbTarget) gather(a.target_prob, tt);
+      if (!run_rows(static_cast<const T*>(xt), static_cast<const T*>(tt))) return;
     } else {
       // Rows are gathered when the functor reads them, or for a gradient or row output.
       if (F::kReadsRow || gbuf) gather(a.x, buf);
@@ -462,6 +476,7 @@ struct RowBase {
   // The mean divides by the sum of w_y over the counted positions (torch's cross_entropy, nll_loss);
   // false: by the number of counted positions (torch's multi_margin_loss, focal and poly losses).
   static constexpr bool kMeanByClassWeight = true;
+  static constexpr bool kRowOutput = false;  // a map's per-position row (softmax), in rows_out
 };
 
 // Cross-entropy with class-index targets and label smoothing eps (torch cross_entropy):
@@ -686,6 +701,7 @@ struct MultiMarginCS : RowBase {
 // Row maps (activations): write the row output into g, return a per-position value.
 struct MapBase : RowBase {
   static constexpr bool kLoss = false;
+  static constexpr bool kRowOutput = true;  // writes a row per position (else only a value per position)
 };
 
 // softmax(x)_c = exp(x_c - lse)
@@ -712,6 +728,7 @@ struct LogSoftmax : MapBase {
 
 // logsumexp(x) = lse, per position
 struct LogSumExp : MapBase {
+  static constexpr bool kRowOutput = false;
   explicit LogSumExp(const double*) {}
   template <class R>
   double operator()(const R& r, double*) const {
