@@ -1715,6 +1715,25 @@ def test_ge2e_shapes_and_methods(backend):
         assert_close(v, r.items, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ge2e_speaker_chunks_same_as_whole(backend, dtype, monkeypatch):
+    """Wide embeddings go through ge2e's row-local work a chunk of whole speakers at a time (bounded
+    memory): the same values and gradients as in one chunk, for both methods and every reduction."""
+    from fastloss import _pairwise
+
+    E = np.random.default_rng(23).normal(size=(5, 3, 7)).astype(dtype)
+    E[2, 1] = 0.0  # a zero utterance inside a chunk
+    calls = [(m, r) for m in ("softmax", "contrast") for r in ("none", "mean", "sum")]
+    whole = {c: fastloss.ge2e_loss(E, method=c[0], reduction=c[1], return_grad=True) for c in calls}
+    monkeypatch.setattr(_pairwise, "_CHUNK_BYTES", 8 * 7 * 3 * 2)  # two speakers per chunk, three chunks
+    tol = {"rtol": 2e-6, "atol": 1e-7} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-14}
+    for c in calls:
+        v, g = fastloss.ge2e_loss(E, method=c[0], reduction=c[1], return_grad=True)
+        assert g.dtype == dtype and np.shape(v) == np.shape(whole[c][0])
+        np.testing.assert_allclose(v, whole[c][0], **tol, err_msg=str(c))
+        np.testing.assert_allclose(g, whole[c][1], **tol, err_msg=str(c))
+
+
 def test_arcface_branches(backend):
     """The margin branch and InsightFace's fallback (cos_y <= cos(pi - m)) by hand, C = 2."""
     W = np.array([[1.0, 0.0], [0.0, 1.0]])
