@@ -3,8 +3,9 @@
 // Scores have layout (outer, C, inner), C-contiguous: (N, C) has inner = 1, a segmentation map
 // (N, C, H, W) has inner = H W. A "position" is one (n, s); its C scores are strided by `inner`. The
 // driver cuts the positions into fixed tiles (independent of the thread count), copies each tile's rows
-// into a contiguous float64 buffer (a transpose when inner > 1), and hands every row to the functor, so a
-// loss is written once for every layout. Per row it computes the max and the log-sum-exp in two passes
+// into a contiguous float64 buffer (a transpose when inner > 1; float64 rows already contiguous, and huge
+// rows, are read where they are or in their own type, see classwise()), and hands every row to the
+// functor, so a loss is written once for every layout. Per row it computes the max and the log-sum-exp in two passes
 // over the L1-resident row (one pass over memory; the online form would need two exps per element).
 // Tile partials are combined in a fixed pairwise tree: results are bitwise identical for any thread count.
 #pragma once
@@ -45,8 +46,9 @@ struct ClasswiseResult {
                                   // or whose target distribution has an entry outside [0, 1]
 };
 
-// What a row functor sees of one position. The scores and target rows are S: float64, or float32 read in
-// place for a huge row (C >= kHugeRowClasses), which the functors' arithmetic promotes to float64 exactly.
+// What a row functor sees of one position. The scores and target rows are S: float64 copies, or the input's
+// own type for a huge row (C >= kHugeRowClasses: read in place, or gathered as is), which the functors'
+// arithmetic promotes to float64 exactly.
 template <class S>
 struct RowT {
   const S* x;          // the C scores, contiguous
