@@ -1715,6 +1715,26 @@ def test_ge2e_shapes_and_methods(backend):
         assert_close(v, r.items, rtol=1e-9, atol=1e-12)
 
 
+def test_sim_ce_row_scale_is_scaled_rows(backend):
+    """The sim_ce primitive with row scales (what ge2e_loss uses instead of a normalised copy): the same as
+    the scaled rows passed in, the gradient being that of the scaled rows; refused when a is b."""
+    from fastloss import _backend
+
+    k = _backend.kernels()
+    rng = np.random.default_rng(24)
+    a, b = rng.normal(size=(70, 9)), rng.normal(size=(66, 9))
+    s = rng.uniform(0.2, 3.0, 70)
+    tgt = rng.integers(-1, 66, 70)
+    exc = np.where(tgt >= 0, (tgt + 1) % 66, -1)
+    extra = rng.normal(size=70)
+    got = k.sim_ce(a, b, 2.5, tgt, exc, extra, True, 0.1, 0, s)
+    want = k.sim_ce(a * s[:, None], b, 2.5, tgt, exc, extra, True, 0.1, 0)
+    for x, y in zip(got, want):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="row_scale"):
+        k.sim_ce(a, a, 1.0, None, None, extra, False, 1.0, 0, s)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_ge2e_speaker_chunks_same_as_whole(backend, dtype, monkeypatch):
     """Wide embeddings go through ge2e's row-local work a chunk of whole speakers at a time (bounded

@@ -160,6 +160,7 @@ struct SimCeCall {
   std::size_t m;
   std::size_t d;
   double scale;
+  const double* row_scale;
   const std::int64_t* target;
   const std::int64_t* exclude;
   const double* extra;

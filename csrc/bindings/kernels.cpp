@@ -124,6 +124,7 @@ void run_sim_ce(const SimCeCall& c) {
   q.m = c.m;
   q.d = c.d;
   q.scale = c.scale;
+  q.row_scale = c.row_scale;
   q.target = c.target;
   q.exclude = c.exclude;
   q.extra = c.extra;

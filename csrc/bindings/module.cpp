@@ -400,7 +400,7 @@ py::tuple kmeans(const py::array& x, const py::array& centers, int num_threads) 
 
 py::tuple sim_ce(const py::array& a, const py::array& b, double scale, const py::object& target,
                  const py::object& exclude, const py::object& extra, bool want_grad, double grad_scale,
-                 int num_threads) {
+                 int num_threads, const py::object& row_scale) {
   int dt = -1;
   std::size_t n = 0, m = 0, d = kAny;
   SimCeCall c{};
@@ -413,6 +413,8 @@ py::tuple sim_ce(const py::array& a, const py::array& b, double scale, const py:
   c.target = vector_of<std::int64_t>(target, "target", n, false);
   c.exclude = vector_of<std::int64_t>(exclude, "exclude", n, false);
   c.extra = vector_of<double>(extra, "extra", n, false);
+  c.row_scale = vector_of<double>(row_scale, "row_scale", n, false);
+  if (c.row_scale && c.a == c.b) throw py::value_error("sim_ce: row_scale needs a and b to be different arrays");
   // Every target must name a column or the extra logit: the kernel reads b's target row.
   for (std::size_t i = 0; i < n; ++i) {
     const std::int64_t t = c.target ? c.target[i] : -1;
@@ -667,7 +669,9 @@ PYBIND11_MODULE(_core, m) {
         "Nearest center per row: (squared distance, index).");
   m.def("sim_ce", &sim_ce, py::arg("a"), py::arg("b"), py::arg("scale"), py::arg("target"),
         py::arg("exclude"), py::arg("extra"), py::arg("want_grad"), py::arg("grad_scale"),
-        py::arg("num_threads"), "Cross-entropy of similarity rows: (loss, dextra, grad_a, grad_b).");
+        py::arg("num_threads"), py::arg("row_scale") = py::none(),
+        "Cross-entropy of similarity rows: (loss, dextra, grad_a, grad_b); row_scale (n float64, optional) "
+        "scales row i of a, grad_a being the gradient of the scaled rows.");
   m.def("rowwise", &rowwise, py::arg("kernel"), py::arg("inputs"), py::arg("target"), py::arg("params"),
         py::arg("want_grad"), py::arg("grad_scale"), py::arg("num_threads"),
         "Paired row losses: (loss per row, grads per input).");

@@ -550,7 +550,9 @@ void nearest_center(const T* x, std::size_t n, const T* centers, std::size_t k, 
 // is -1 (or target is null). loss[i] = logsumexp - target logit, by an online log-sum-exp over the
 // column panels: no N x M matrix. Gradients of gscale * sum_i loss[i]: for a, accumulated in the same
 // pass (rescaled whenever a row's running max grows); for b, by a second pass over tiles of b against
-// a, which needs only each row's final log-sum-exp; for the extra logit, per row.
+// a, which needs only each row's final log-sum-exp; for the extra logit, per row. With row_scale, row i
+// of a is row_scale[i] a_i throughout (logits and b's gradient), and grad_a is the gradient of those
+// scaled rows: the normalised rows of ge2e without a normalised copy of its embeddings.
 
 template <class T>
 struct SimCeArgs {
@@ -560,6 +562,7 @@ struct SimCeArgs {
   std::size_t m = 0;
   std::size_t d = 0;
   double scale = 1.0;
+  const double* row_scale = nullptr;      // n, or null for all ones
   const std::int64_t* target = nullptr;   // null: every target is the extra logit
   const std::int64_t* exclude = nullptr;  // null, or -1 per row: nothing excluded
   const double* extra = nullptr;
@@ -595,6 +598,7 @@ void sim_ce(const SimCeArgs<T>& q) {
   std::vector<double> lse(n);
   auto tgt_of = [&](std::size_t i) { return q.target ? q.target[i] : std::int64_t(-1); };
   auto exc_of = [&](std::size_t i) { return q.exclude ? q.exclude[i] : std::int64_t(-1); };
+  auto scale_of = [&](std::size_t i) { return q.row_scale ? q.scale * q.row_scale[i] : q.scale; };
   const double ninf = -math::kInf;
 
   for_each_block((n + kTile - 1) / kTile, nt, [&](std::size_t I) {
@@ -618,10 +622,11 @@ void sim_ce(const SimCeArgs<T>& q) {
       for (std::size_t r = 0; r < ni; ++r) {
         const std::size_t i = i0 + r;
         const std::int64_t ex = exc_of(i), tg = tgt_of(i);
+        const double sc = scale_of(i);
         double lg[kTile];
         double tmax = ninf;
         for (std::size_t c = 0; c < nj; ++c) {
-          const double l = q.scale * static_cast<double>(tile[r * kTile + c]);
+          const double l = sc * static_cast<double>(tile[r * kTile + c]);
           const bool excluded = static_cast<std::int64_t>(j0 + c) == ex;
           lg[c] = excluded ? ninf : l;
           tmax = lg[c] > tmax ? lg[c] : tmax;
@@ -690,10 +695,10 @@ void sim_ce(const SimCeArgs<T>& q) {
         const auto j = static_cast<std::int64_t>(j0 + r);
         for (std::size_t c = 0; c < ni; ++c) {
           const std::size_t i = i0 + c;
-          const double l = q.scale * static_cast<double>(tile[r * kTile + c]);
+          const double l = scale_of(i) * static_cast<double>(tile[r * kTile + c]);
           double p = exc_of(i) == j ? 0.0 : math::exp(l - lse[i]);
           if (tgt_of(i) == j) p -= 1.0;
-          coef[r * kTile + c] = p;
+          coef[r * kTile + c] = q.row_scale ? p * q.row_scale[i] : p;  // times the scaled row a_i
         }
       }
       accumulate_rows(coef, nj, ni, q.a, i0, d, g);

@@ -358,7 +358,7 @@ def _positive(name: str, value: object) -> float:
     return _validate.real_param(name, value, gt=0.0)
 
 
-def _sim_ce(a, b, scale, target, exclude, extra, code, return_grad, count):
+def _sim_ce(a, b, scale, target, exclude, extra, code, return_grad, count, row_scale=None):
     return _backend.kernels().sim_ce(
         a,
         b,
@@ -369,6 +369,7 @@ def _sim_ce(a, b, scale, target, exclude, extra, code, return_grad, count):
         return_grad,
         _pairwise.grad_scale(code, count),
         _backend.thread_arg(),
+        row_scale,
     )
 
 
@@ -558,40 +559,47 @@ def ge2e_loss(
         raise ValueError(f"{func}: needs at least 2 speakers and 2 utterances each, got shape {e3.shape}")
     e = e3.reshape(S * U, d)
     spk = np.repeat(np.arange(S, dtype=np.int64), U)
-    # Row-local work goes by chunks of whole speakers (about _pairwise._CHUNK_BYTES of float64 rows): a
-    # speaker's sum, its leave-one-out centroids and every float64 gradient term exist a chunk at a time
-    # (computed again in the backward pass when there are several chunks). What stays whole is eh, the
-    # centroids and the kernel's gradient, which becomes the output.
+    # Row-local work goes by chunks of whole speakers (about _pairwise._CHUNK_BYTES of float64 rows): the
+    # normalised embeddings, a speaker's sum, its leave-one-out centroids and every float64 gradient term
+    # exist a chunk at a time (computed again in a later pass when there are several chunks). The kernel
+    # reads the embeddings with their norms as row scales. What stays whole is the centroids and the
+    # kernel's gradient, which becomes the output.
     step = U * max(1, _pairwise._CHUNK_BYTES // max(8 * d * U, 1))
     chunks = [(lo, min(lo + step, S * U)) for lo in range(0, S * U, step)]
     kept: dict[str, Any] = {}
 
-    def speaker_sums(lo: int, hi: int) -> np.ndarray:  # sum_i e_ji of the chunk's speakers, float64
-        return e[lo:hi].reshape(-1, U, d).sum(axis=1, dtype=np.float64)
+    def cached(key: str, make):
+        if key in kept:
+            return kept[key]
+        value = make()
+        if len(chunks) == 1:
+            kept[key] = value
+        return value
+
+    def eh_rows(lo: int, hi: int) -> np.ndarray:  # the normalised embeddings of the chunk
+        return cached("eh", lambda: _pairwise.normalize(e[lo:hi])[0])
 
     def excl_rows(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:  # normalised c_j^(-i), 1 / norms
-        if "x" in kept:
-            return kept["x"]
-        x = ((speaker_sums(lo, hi)[spk[lo:hi] - lo // U] - e[lo:hi]) / (U - 1)).astype(dtype)
-        xh = _pairwise.normalize(x)
-        if len(chunks) == 1:
-            kept["x"] = xh
-        return xh
+        def make():
+            sums = e[lo:hi].reshape(-1, U, d).sum(axis=1, dtype=np.float64)  # the chunk's speakers
+            return _pairwise.normalize(((sums[spk[lo:hi] - lo // U] - e[lo:hi]) / (U - 1)).astype(dtype))
+
+        return cached("x", make)
 
     ch, ci = _pairwise.normalize((e.reshape(S, U, d).sum(axis=1, dtype=np.float64) / U).astype(dtype))
-    eh, ei = _pairwise.normalize(e)
+    ei = _pairwise.inv_norms(e)
     cos_own = np.empty(S * U)
     for lo, hi in chunks:
-        cos_own[lo:hi] = _pairwise.rowdot(eh[lo:hi], excl_rows(lo, hi)[0])
+        cos_own[lo:hi] = _pairwise.rowdot(eh_rows(lo, hi), excl_rows(lo, hi)[0])
     if method == "softmax":
-        loss, dextra, ga, gb = _sim_ce(eh, ch, wv, None, spk, wv * cos_own, code, return_grad, S * U)
+        loss, dextra, ga, gb = _sim_ce(e, ch, wv, None, spk, wv * cos_own, code, return_grad, S * U, ei)
         if return_grad:
             k_x = wv * dextra  # d loss / d cos_own
     else:
         ch64 = ch.astype(np.float64)
         cos = np.empty((S * U, S))
         for lo, hi in chunks:
-            cos[lo:hi] = eh[lo:hi].astype(np.float64) @ ch64.T
+            cos[lo:hi] = eh_rows(lo, hi).astype(np.float64) @ ch64.T
         cos[np.arange(S * U), spk] = cos_own
         sig = 1.0 / (1.0 + np.exp(-(wv * cos + bv)))
         others = np.where(np.arange(S)[None, :] == spk[:, None], -np.inf, sig)
@@ -606,24 +614,25 @@ def ge2e_loss(
             k_x = -gs * wv * own * (1.0 - own)
             gb = np.zeros((S, d))  # d loss / d ch, over every utterance
             for lo, hi in chunks:
-                gb += gcos[lo:hi].T @ eh[lo:hi].astype(np.float64)
+                gb += gcos[lo:hi].T @ eh_rows(lo, hi).astype(np.float64)
     value = _pairwise.reduce_rows(loss, code, dtype, shape=(S, U))
     if not return_grad:
         return value
     # Back through the normalisations and the centroids, a chunk at a time: d loss / d (sum_j e_j) per
-    # speaker, g_sum = g_c / U + sum_i g_x / (U - 1), then each row. Into the kernel's gradient (softmax) or
-    # eh (contrast): a chunk reads its own rows of them before it writes them.
-    out = ga if method == "softmax" else eh
+    # speaker, g_sum = g_c / U + sum_i g_x / (U - 1), then each row, into the kernel's gradient (softmax: a
+    # chunk reads its own rows of it before it writes them) or a new array (contrast).
+    out = ga if method == "softmax" else np.empty(e.shape, dtype)
     for lo, hi in chunks:
         s0, s1 = lo // U, hi // U
+        eh = eh_rows(lo, hi)
         xh, xi = excl_rows(lo, hi)
         g_eh = ga[lo:hi].astype(np.float64) if method == "softmax" else gcos[lo:hi] @ ch64
         g_eh += k_x[lo:hi, None] * xh
-        g_x = _pairwise.normalize_backward(k_x[lo:hi, None] * eh[lo:hi], xh, xi, np.float64)
+        g_x = _pairwise.normalize_backward(k_x[lo:hi, None] * eh, xh, xi, np.float64)
         g_sum = _pairwise.normalize_backward(gb[s0:s1].astype(np.float64), ch[s0:s1], ci[s0:s1], np.float64)
         g_sum /= U
         g_sum += np.add.reduceat(g_x, np.arange(0, hi - lo, U), axis=0) / (U - 1)
-        g_e = _pairwise.normalize_backward(g_eh, eh[lo:hi], ei[lo:hi], np.float64)
+        g_e = _pairwise.normalize_backward(g_eh, eh, ei[lo:hi], np.float64)
         g_e -= g_x / (U - 1)  # c_j^(-i) = (sum_j - e_ji) / (U - 1)
         g_e += g_sum[spk[lo:hi] - s0]
         out[lo:hi] = g_e

@@ -208,16 +208,22 @@ def sim_ce(
     want_grad: bool,
     grad_scale: float,
     num_threads: int,
+    row_scale: Arr | None = None,
 ) -> tuple[Arr, Arr | None, Arr | None, Arr | None]:
     """Cross-entropy over similarity logits: row i's logits are scale * a_i . b_j for j != exclude[i],
     plus extra[i] (unscaled) when extra is given; target[i] in [0, M) or -1 (the extra logit; target None
-    means -1 everywhere). loss[i] = logsumexp(row) - target logit.
+    means -1 everywhere). loss[i] = logsumexp(row) - target logit. With row_scale, row i of a is
+    row_scale[i] a_i throughout, and grad_a is the gradient of those scaled rows.
 
     Returns (loss, dextra, grad_a, grad_b), the last three None without want_grad (dextra also when extra
     is None), gradients of grad_scale * sum_i loss[i]. When a is b (one matrix), grad_a holds the whole
     gradient, b's part added, and grad_b is None (as the compiled kernel).
     """
     af, bf = _f64(a), _f64(b)
+    if row_scale is not None:
+        if a is b:
+            raise ValueError("sim_ce: row_scale needs a and b to be different arrays")
+        af = af * np.asarray(row_scale, dtype=np.float64)[:, None]
     n, d = af.shape
     m = bf.shape[0]
     scale, grad_scale = float(scale), float(grad_scale)
