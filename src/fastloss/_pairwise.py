@@ -129,17 +129,13 @@ class Scatter:
         return out
 
 
-def inv_norms(x: np.ndarray) -> np.ndarray:
-    """The float64 factors 1 / max(||x_i||, 1e-12) of normalize, alone."""
-    return 1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64)), NORM_EPS)
-
-
 @_validate.ieee
 def normalize(x: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rows of x over max(||x||, 1e-12) in x's dtype (into `out` if given), and the float64 factors
     1 / max(||x||, 1e-12). The product is formed in float64 and rounded once, without an (N, d) float64
     temporary."""
-    inv = inv_norms(x)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+    inv = 1.0 / np.maximum(norms, NORM_EPS)
     out = np.empty_like(x) if out is None else out
     np.multiply(x, inv[:, None], out=out, dtype=np.float64, casting="unsafe")
     return out, inv

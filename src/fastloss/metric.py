@@ -576,21 +576,26 @@ def ge2e_loss(
             kept[key] = value
         return value
 
-    def eh_rows(lo: int, hi: int) -> np.ndarray:  # the normalised embeddings of the chunk
-        return cached("eh", lambda: _pairwise.normalize(e[lo:hi])[0])
+    def eh_rows(lo: int, hi: int) -> np.ndarray:  # the normalised embeddings of the chunk, 1 / norms
+        return cached("eh", lambda: _pairwise.normalize(e[lo:hi]))
+
+    def speaker_sums(lo: int, hi: int) -> np.ndarray:  # sum_i e_ji of the chunk's speakers, float64
+        return cached("sums", lambda: e[lo:hi].reshape(-1, U, d).sum(axis=1, dtype=np.float64))
 
     def excl_rows(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:  # normalised c_j^(-i), 1 / norms
         def make():
-            sums = e[lo:hi].reshape(-1, U, d).sum(axis=1, dtype=np.float64)  # the chunk's speakers
+            sums = speaker_sums(lo, hi)
             return _pairwise.normalize(((sums[spk[lo:hi] - lo // U] - e[lo:hi]) / (U - 1)).astype(dtype))
 
         return cached("x", make)
 
-    ch, ci = _pairwise.normalize((e.reshape(S, U, d).sum(axis=1, dtype=np.float64) / U).astype(dtype))
-    ei = _pairwise.inv_norms(e)
+    ch, ci, ei = np.empty((S, d), dtype), np.empty(S), np.empty(S * U)  # centroids, 1 / norms
     cos_own = np.empty(S * U)
     for lo, hi in chunks:
-        cos_own[lo:hi] = _pairwise.rowdot(eh_rows(lo, hi), excl_rows(lo, hi)[0])
+        s0, s1 = lo // U, hi // U
+        ci[s0:s1] = _pairwise.normalize((speaker_sums(lo, hi) / U).astype(dtype), out=ch[s0:s1])[1]
+        eh, ei[lo:hi] = eh_rows(lo, hi)
+        cos_own[lo:hi] = _pairwise.rowdot(eh, excl_rows(lo, hi)[0])
     if method == "softmax":
         loss, dextra, ga, gb = _sim_ce(e, ch, wv, None, spk, wv * cos_own, code, return_grad, S * U, ei)
         if return_grad:
@@ -599,7 +604,7 @@ def ge2e_loss(
         ch64 = ch.astype(np.float64)
         cos = np.empty((S * U, S))
         for lo, hi in chunks:
-            cos[lo:hi] = eh_rows(lo, hi).astype(np.float64) @ ch64.T
+            cos[lo:hi] = eh_rows(lo, hi)[0].astype(np.float64) @ ch64.T
         cos[np.arange(S * U), spk] = cos_own
         sig = 1.0 / (1.0 + np.exp(-(wv * cos + bv)))
         others = np.where(np.arange(S)[None, :] == spk[:, None], -np.inf, sig)
@@ -614,7 +619,7 @@ def ge2e_loss(
             k_x = -gs * wv * own * (1.0 - own)
             gb = np.zeros((S, d))  # d loss / d ch, over every utterance
             for lo, hi in chunks:
-                gb += gcos[lo:hi].T @ eh_rows(lo, hi).astype(np.float64)
+                gb += gcos[lo:hi].T @ eh_rows(lo, hi)[0].astype(np.float64)
     value = _pairwise.reduce_rows(loss, code, dtype, shape=(S, U))
     if not return_grad:
         return value
@@ -624,7 +629,7 @@ def ge2e_loss(
     out = ga if method == "softmax" else np.empty(e.shape, dtype)
     for lo, hi in chunks:
         s0, s1 = lo // U, hi // U
-        eh = eh_rows(lo, hi)
+        eh = eh_rows(lo, hi)[0]
         xh, xi = excl_rows(lo, hi)
         g_eh = ga[lo:hi].astype(np.float64) if method == "softmax" else gcos[lo:hi] @ ch64
         g_eh += k_x[lo:hi, None] * xh
