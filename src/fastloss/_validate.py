@@ -88,7 +88,8 @@ def as_array(x: object, name: str) -> np.ndarray:
     builtin. bfloat16 (ml_dtypes or torch) becomes float32. Views are returned wherever no conversion is
     needed.
     """
-    x = _from_foreign(x, name)
+    if type(x) is not np.ndarray:  # the common case skips the foreign checks (a masked array is a subclass)
+        x = _from_foreign(x, name)
     try:
         a = np.asarray(x)
     except (ValueError, TypeError) as e:  # ragged nested sequences and the like
@@ -118,6 +119,7 @@ def as_array(x: object, name: str) -> np.ndarray:
 
 
 _NATIVE = {c: np.dtype(c) for c in "efdbhilqBHILQ?"}
+_FLOAT_MAX = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
 
 
 def compute_dtype(*arrays: np.ndarray) -> np.dtype:
@@ -202,7 +204,9 @@ def real_param(
 def fits(func: str, dtype: np.dtype, params: dict[str, float]) -> list[float]:
     """The parameters in kernel order, each checked to stay finite in the compute dtype: the kernels
     compute in `dtype`, where 1e300 would become inf (float32), a value `real_param` already refuses."""
-    top = float(np.finfo(dtype).max)
+    if not params:
+        return []
+    top = _FLOAT_MAX[np.dtype(dtype)]
     for name, v in params.items():
         if v == v and abs(v) != np.inf and abs(v) > top:
             raise ValueError(
