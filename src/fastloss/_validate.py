@@ -95,6 +95,8 @@ def as_array(x: object, name: str) -> np.ndarray:
     except (ValueError, TypeError) as e:  # ragged nested sequences and the like
         raise ValueError(f"{name} cannot be converted to an array: {e}") from None
     dt = a.dtype
+    if _NATIVE.get(dt.char) is dt:  # a builtin native dtype (the common case): only alignment to check
+        return a if a.flags.aligned else a.copy()
     kind = dt.kind
     if kind == "V" and dt.itemsize == 2 and dt.name == "bfloat16":  # ml_dtypes.bfloat16
         return a.astype(np.float32)
