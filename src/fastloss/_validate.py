@@ -208,7 +208,7 @@ def fits(func: str, dtype: np.dtype, params: dict[str, float]) -> list[float]:
     compute in `dtype`, where 1e300 would become inf (float32), a value `real_param` already refuses."""
     if not params:
         return []
-    top = _FLOAT_MAX[np.dtype(dtype)]
+    top = _FLOAT_MAX.get(dtype) or _FLOAT_MAX[np.dtype(dtype)]
     for name, v in params.items():
         if v == v and abs(v) != np.inf and abs(v) > top:
             raise ValueError(
