@@ -1727,12 +1727,16 @@ def test_sim_ce_row_scale_is_scaled_rows(backend):
     tgt = rng.integers(-1, 66, 70)
     exc = np.where(tgt >= 0, (tgt + 1) % 66, -1)
     extra = rng.normal(size=70)
+    s0, a0 = s.copy(), a.copy()
     got = k.sim_ce(a, b, 2.5, tgt, exc, extra, True, 0.1, 0, s)
     want = k.sim_ce(a * s[:, None], b, 2.5, tgt, exc, extra, True, 0.1, 0)
     for x, y in zip(got, want):
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-14)
     with pytest.raises(ValueError, match="row_scale"):
         k.sim_ce(a, a, 1.0, None, None, extra, False, 1.0, 0, s)
+    with pytest.raises(ValueError, match="row_scale"):
+        k.sim_ce(a, b, 1.0, None, None, extra, False, 1.0, 0, s[:-1])
+    assert np.array_equal(s, s0) and np.array_equal(a, a0)  # the caller's arrays are untouched
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -1286,6 +1286,24 @@ def test_batch_chunks_same_as_whole(backend, kind, monkeypatch):
         call(kind, x, bad)
 
 
+def test_overlap_grad_out_is_checked(backend):
+    """overlap_grad's out (a slice of the caller's gradient): written in place when it fits, refused with
+    a TypeError when its dtype or shape does not match x."""
+    from fastloss import _backend
+
+    k = _backend.kernels()
+    rng = np.random.default_rng(25)
+    x, lab = rng.normal(size=(2, 3, 5)), rng.integers(0, 3, (2, 5))
+    ci, cp = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    want = k.overlap_grad(x, None, lab, 2, False, ci, cp, 0)
+    out = np.full_like(x, np.nan)
+    k.overlap_grad(x, None, lab, 2, False, ci, cp, 0, out)
+    np.testing.assert_array_equal(out, want)
+    for bad in (np.empty((2, 3, 4)), np.empty((2, 3, 5), np.float32)):
+        with pytest.raises(TypeError, match="out"):
+            k.overlap_grad(x, None, lab, 2, False, ci, cp, 0, bad)
+
+
 @pytest.mark.cpp_only
 def test_two_python_threads_get_correct_results(core):
     x, labels, dense = _big(_seed("python-threads"))

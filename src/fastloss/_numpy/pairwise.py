@@ -223,7 +223,10 @@ def sim_ce(
     if row_scale is not None:
         if a is b:
             raise ValueError("sim_ce: row_scale needs a and b to be different arrays")
-        af = af * np.asarray(row_scale, dtype=np.float64)[:, None]
+        rs = np.asarray(row_scale, dtype=np.float64)
+        if rs.shape != (af.shape[0],):
+            raise ValueError("sim_ce: row_scale has the wrong length")
+        af = af * rs[:, None]
     n, d = af.shape
     m = bf.shape[0]
     scale, grad_scale = float(scale), float(grad_scale)
