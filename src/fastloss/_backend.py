@@ -83,7 +83,8 @@ def use_backend(name: str) -> Iterator[None]:
 
 def kernels() -> ModuleType:
     """The module holding the current backend's kernels (same signatures on both)."""
-    return _core if get_backend() == "cpp" else _numpy
+    b = _backend_override.get()  # get_backend(), inlined: this is on every call's path
+    return _core if (_backend if b is _UNSET else b) == "cpp" else _numpy
 
 
 def _check_threads(n: object) -> int | None:
@@ -151,7 +152,8 @@ def num_threads(n: int | None) -> Iterator[None]:
 
 def thread_arg() -> int:
     """The thread count passed to kernels: the set value, or 0 for OpenMP's default."""
-    return _threads_setting() or 0
+    t = _threads_override.get()  # _threads_setting(), inlined: this is on every call's path
+    return (_num_threads if t is _UNSET else t) or 0
 
 
 def _initial_backend() -> str:

@@ -7,7 +7,9 @@ name the offending argument and value.
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import math
 import numbers
 from typing import Any, Callable, TypeVar
 
@@ -18,15 +20,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
 
 
+_in_ieee: contextvars.ContextVar[bool] = contextvars.ContextVar("fastloss_ieee", default=False)
+
+
 def ieee(func: F) -> F:
     """Decorator for the glue around the kernels that computes in NumPy (norms, Gram matrices, final
     ratios): inf, NaN and overflow follow IEEE, as documented, without a RuntimeWarning from fastloss's
-    own code. A fresh errstate per call, so it nests and is safe across threads on every NumPy."""
+    own code. A fresh errstate per outermost call, so it is safe across threads on every NumPy; a
+    decorated helper called inside another decorated function reuses the caller's state (an errstate
+    costs about a microsecond)."""
 
     @functools.wraps(func)
     def quiet(*args: Any, **kwargs: Any) -> Any:
-        with np.errstate(all="ignore"):
+        if _in_ieee.get():
             return func(*args, **kwargs)
+        token = _in_ieee.set(True)
+        try:
+            with np.errstate(all="ignore"):
+                return func(*args, **kwargs)
+        finally:
+            _in_ieee.reset(token)
 
     return quiet  # type: ignore[return-value]
 
@@ -88,12 +101,14 @@ def as_array(x: object, name: str) -> np.ndarray:
     builtin. bfloat16 (ml_dtypes or torch) becomes float32. Views are returned wherever no conversion is
     needed.
     """
-    if type(x) is not np.ndarray:  # the common case skips the foreign checks (a masked array is a subclass)
-        x = _from_foreign(x, name)
-    try:
-        a = np.asarray(x)
-    except (ValueError, TypeError) as e:  # ragged nested sequences and the like
-        raise ValueError(f"{name} cannot be converted to an array: {e}") from None
+    if type(x) is np.ndarray:  # the common case skips the foreign checks (a masked array is a subclass)
+        a = x
+    else:
+        x = _from_foreign(x, name)  # its TypeErrors are the message, not a conversion failure
+        try:
+            a = np.asarray(x)
+        except (ValueError, TypeError) as e:  # ragged nested sequences and the like
+            raise ValueError(f"{name} cannot be converted to an array: {e}") from None
     dt = a.dtype
     if _NATIVE.get(dt.char) is dt:  # a builtin native dtype (the common case): only alignment to check
         return a if a.flags.aligned else a.copy()
@@ -121,6 +136,7 @@ def as_array(x: object, name: str) -> np.ndarray:
 
 
 _NATIVE = {c: np.dtype(c) for c in "efdbhilqBHILQ?"}
+_F32, _F64 = _NATIVE["f"], _NATIVE["d"]
 _FLOAT_MAX = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
 
 
@@ -130,9 +146,11 @@ def compute_dtype(*arrays: np.ndarray) -> np.dtype:
     Integer and boolean arrays (labels, say) take the dtype of the float inputs beside them, so float32
     scores with int8 labels compute in float32.
     """
+    first = arrays[0].dtype
+    if first is _F64 or first is _F32:  # the common case (as_array made it the builtin dtype object)
+        if len(arrays) == 1 or all(a.dtype is first or a.dtype.kind != "f" for a in arrays[1:]):
+            return first
     floats = [a.dtype for a in arrays if a.dtype.kind == "f"]
-    if floats and all(dt == floats[0] for dt in floats) and floats[0].itemsize >= 4:
-        return floats[0]  # the common case, without np.result_type's cost
     if not floats:
         return np.dtype(np.float64)
     dt = np.result_type(*floats)
@@ -151,6 +169,8 @@ def same_shape(names: tuple[str, ...], arrays: tuple[np.ndarray, ...]) -> tuple[
 
 def flat(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """A C-contiguous 1-D array of `dtype` with a's elements in C order; a view when a already is one."""
+    if a.dtype is dtype:
+        return a.ravel()  # a view when C-contiguous, else a contiguous copy
     return np.ascontiguousarray(a, dtype=dtype).reshape(-1)
 
 
@@ -192,7 +212,7 @@ def real_param(
     v = float(value)
     if v != v:
         raise ValueError(f"{name} must not be NaN")
-    if finite and v in (np.inf, -np.inf):
+    if finite and math.isinf(v):
         raise ValueError(f"{name} must be finite, got {v:g}")
     if gt is not None and not v > gt:
         raise ValueError(f"{name} must be > {gt:g}, got {v:g}")
@@ -206,8 +226,9 @@ def real_param(
 def fits(func: str, dtype: np.dtype, params: dict[str, float]) -> list[float]:
     """The parameters in kernel order, each checked to stay finite in the compute dtype: the kernels
     compute in `dtype`, where 1e300 would become inf (float32), a value `real_param` already refuses."""
-    if not params:
-        return []
+    values = list(params.values())
+    if dtype is _F64 or not values:  # every float (real_param refuses NaN, inf is meant) fits float64
+        return values
     top = _FLOAT_MAX.get(dtype) or _FLOAT_MAX[np.dtype(dtype)]
     for name, v in params.items():
         if v == v and abs(v) != np.inf and abs(v) > top:
@@ -215,7 +236,7 @@ def fits(func: str, dtype: np.dtype, params: dict[str, float]) -> list[float]:
                 f"{func}: {name}={v:g} overflows {np.dtype(dtype).name}, the precision the inputs compute in "
                 f"(at most {top:.3g}); pass float64 inputs"
             )
-    return list(params.values())
+    return values
 
 
 def bool_param(name: str, value: object) -> bool:

@@ -324,9 +324,8 @@ def batch_hard_triplet_loss(
     y = _pairwise.int_labels(func, labels, n)
     dp, ip, dn, ineg = _backend.kernels().batch_hard(x, y, _backend.thread_arg())
     valid = (ip >= 0) & (ineg >= 0)
-    with np.errstate(invalid="ignore"):
-        loss = np.where(valid, np.maximum(dp - dn + m, 0.0), 0.0)
-        loss = np.where(valid & np.isnan(dp - dn), np.nan, loss)  # np.maximum keeps NaN; be explicit
+    loss = np.where(valid, np.maximum(dp - dn + m, 0.0), 0.0)
+    loss = np.where(valid & np.isnan(dp - dn), np.nan, loss)  # np.maximum keeps NaN; be explicit
     count = int(np.count_nonzero(valid))
     value = _pairwise.reduce_rows(loss, code, dtype, count=count)
     if not return_grad:
@@ -337,9 +336,8 @@ def batch_hard_triplet_loss(
     g = np.zeros_like(xf)
     i = np.nonzero(active)[0]
     if i.size:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            up = (xf[i] - xf[ip[i]]) / dp[i, None]
-            un = (xf[i] - xf[ineg[i]]) / dn[i, None]
+        up = (xf[i] - xf[ip[i]]) / dp[i, None]
+        un = (xf[i] - xf[ineg[i]]) / dn[i, None]
         up[dp[i] == 0.0] = 0.0  # the subgradient at distance 0
         un[dn[i] == 0.0] = 0.0
         np.add.at(g, i, scale * (up - un))
@@ -690,8 +688,7 @@ def arcface_loss(
     value = _pairwise.reduce_rows(loss, code, dtype)
     if not return_grad:
         return value
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dphi = np.where(arc, cm + np.where(sin_y > 0.0, sm * cos_y / sin_y, 0.0), 1.0)
+    dphi = np.where(arc, cm + np.where(sin_y > 0.0, sm * cos_y / sin_y, 0.0), 1.0)
     k = sc * dextra * dphi  # d loss / d cos_y
     # The target logit adds k_i wh[y_i] to d/deh_i and k_i eh_i to d/dwh[y_i]: both formed chunk by chunk.
     same = ga.dtype == dtype

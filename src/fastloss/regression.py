@@ -68,7 +68,6 @@ def mae(
     return _pair("mae", "mae", pred, target, weight=weight, reduction=reduction, return_grad=return_grad)
 
 
-@_validate.ieee
 def rmse(
     pred: ArrayLike,
     target: ArrayLike,
@@ -96,7 +95,8 @@ def rmse(
     m, g = res
     r = np.sqrt(m)
     if r > 0:
-        g *= g.dtype.type(0.5 / float(r))
+        with np.errstate(invalid="ignore"):  # r = inf: inf * 0 in g is nan, as IEEE says
+            g *= g.dtype.type(0.5 / float(r))
     elif r == 0:
         g[...] = 0
     return r, g

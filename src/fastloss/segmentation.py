@@ -103,7 +103,7 @@ def _overlap(
         for b0, b1 in chunks:
             s = _chunk_sums(func, kernels, x, dense, labels, b0, b1, whole, act, sq, nt, shape)
             sums = s if whole else s.sum(axis=0, keepdims=True) + (0.0 if sums is None else sums)
-        f, df_di, df_dp = _overlap_formula(kind, sums, first, True, nr, dr, alpha, beta)
+        f, df_di, df_dp = _overlap_formula(kind, sums, first, True, nr, dr, alpha, beta, return_grad)
         if return_grad:
             for b0, b1 in chunks:
                 coef = _coefs(coef, b1 - b0, C, first, w, df_di, df_dp)
@@ -114,7 +114,7 @@ def _overlap(
         partials = []
         for b0, b1 in chunks:
             s = _chunk_sums(func, kernels, x, dense, labels, b0, b1, whole, act, sq, nt, shape)
-            f, df_di, df_dp = _overlap_formula(kind, s, first, False, nr, dr, alpha, beta)
+            f, df_di, df_dp = _overlap_formula(kind, s, first, False, nr, dr, alpha, beta, return_grad)
             if code != 0:
                 partials.append(f.sum())
             elif whole:
@@ -174,25 +174,27 @@ def _chunk_grad(kernels, x, dense, labels, b0, b1, whole, act, sq, coef, nt, gra
     return grad
 
 
-def _overlap_formula(kind, sums, first, over_batch, nr, dr, alpha, beta) -> tuple:
-    """The loss f per term and df/dI, df/dP from the sums I, P, G (of the channels from `first`, summed
-    over the batch items when over_batch)."""
+def _overlap_formula(kind, sums, first, over_batch, nr, dr, alpha, beta, need_grad) -> tuple:
+    """The loss f per term and, when `need_grad`, df/dI and df/dP (else None), from the sums I, P, G (of
+    the channels from `first`, summed over the batch items when over_batch). Runs under _overlap's
+    IEEE error state: an empty channel gives 0/0 = nan, as documented."""
     inter, psum, gsum = (sums[:, first:, k] for k in range(3))
     if over_batch:
         inter, psum, gsum = inter.sum(axis=0), psum.sum(axis=0), gsum.sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if kind == "tversky":
-            num = inter + nr
-            den = (1.0 - alpha - beta) * inter + alpha * psum + beta * gsum + dr
+    df_di = df_dp = None
+    if kind == "tversky":
+        num = inter + nr
+        den = (1.0 - alpha - beta) * inter + alpha * psum + beta * gsum + dr
+        if need_grad:
             df_di = -(den - num * (1.0 - alpha - beta)) / den**2
             df_dp = num * alpha / den**2
-        else:
-            num = 2.0 * inter + nr
-            den = (2.0 * (psum + gsum - inter) if kind == "jaccard" else psum + gsum) + dr
+    else:
+        num = 2.0 * inter + nr
+        den = (2.0 * (psum + gsum - inter) if kind == "jaccard" else psum + gsum) + dr
+        if need_grad:
             df_di = -(2.0 * den + (2.0 * num if kind == "jaccard" else 0.0)) / den**2
             df_dp = num * (2.0 if kind == "jaccard" else 1.0) / den**2
-        f = 1.0 - num / den
-    return f, df_di, df_dp
+    return 1.0 - num / den, df_di, df_dp
 
 
 def dice_loss(
