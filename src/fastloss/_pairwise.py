@@ -136,6 +136,8 @@ def normalize(x: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray,
     temporary."""
     norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
     inv = 1.0 / np.maximum(norms, NORM_EPS)
+    if out is None and x.dtype == np.float64:  # no rounding to do: the plain product
+        return x * inv[:, None], inv
     out = np.empty_like(x) if out is None else out
     np.multiply(x, inv[:, None], out=out, dtype=np.float64, casting="unsafe")
     return out, inv
