@@ -9,6 +9,7 @@ per thread, Ctrl-C stops a long call, and a bad FASTLOSS_BACKEND only warns.
 from __future__ import annotations
 
 import inspect
+import itertools
 import os
 import pickle
 import re
@@ -25,7 +26,7 @@ from _calls import CALLS, leaves
 from conftest import DTYPE_IDS, DTYPES, HAVE_CORE, needs_core
 
 import fastloss
-from fastloss import _backend
+from fastloss import _backend, _validate
 
 NAMES = sorted(CALLS)
 
@@ -551,7 +552,9 @@ def test_no_runtime_warning_from_fastloss_on_inf_nan_and_huge_inputs(backend, na
     """Each float argument in turn holds inf, -inf, NaN or 1e300 in one element: the result follows IEEE
     (or the call raises ValueError for a domain), and no RuntimeWarning escapes from fastloss's glue."""
     fn = getattr(fastloss, name)
-    reductions = [None, "none", "sum"] if "reduction" in inspect.signature(fn).parameters else [None]
+    params = inspect.signature(fn).parameters
+    reductions = [None, "none", "sum"] if "reduction" in params else [None]
+    grads = [False, True] if "return_grad" in params else [False]  # the gradient paths' glue too
     for dtype in DTYPES:
         base, kwargs = CALLS[name](np.random.default_rng(8), dtype)
         for k, a in enumerate(base):
@@ -562,14 +565,44 @@ def test_no_runtime_warning_from_fastloss_on_inf_nan_and_huge_inputs(backend, na
                 args[k] = a.copy()
                 with np.errstate(over="ignore"):  # 1e300 into float32 is inf: the test's own cast
                     args[k].flat[0] = v
-                for red in reductions:
+                for red, grad in itertools.product(reductions, grads):
                     kw = dict(kwargs) if red is None else {**kwargs, "reduction": red}
+                    if grad:
+                        kw["return_grad"] = True
                     with warnings.catch_warnings():
                         warnings.simplefilter("error", RuntimeWarning)
                         try:
                             fn(*args, **kw)
                         except ValueError:
                             pass  # a value outside the input's domain (a probability of inf, say)
+
+
+def test_ieee_glue_restores_the_error_state_and_nests():
+    """The glue's errstate is entered once per outermost call and always left: after a call, and after
+    one that raised, NumPy's error state and fastloss's nesting flag are as before."""
+    before = np.geterr()
+
+    @_validate.ieee
+    def inner():
+        assert np.geterr()["invalid"] == "ignore" and _validate._in_ieee.get()
+        return np.float64(0.0) / np.float64(0.0)
+
+    @_validate.ieee
+    def outer(fail):
+        r = inner()
+        if fail:
+            raise ValueError("boom")
+        return r
+
+    with np.errstate(all="raise"):
+        raising = np.geterr()
+        assert np.isnan(outer(False))
+        with pytest.raises(ValueError, match="boom"):
+            outer(True)
+        assert np.geterr() == raising and not _validate._in_ieee.get()
+        with pytest.raises(FloatingPointError):  # the caller's own arithmetic is the caller's
+            np.float64(0.0) / np.float64(0.0)
+    assert np.geterr() == before
 
 
 # --------------------------------------------------------------------------------------------------
