@@ -87,7 +87,7 @@ def test_backend_actually_switches_kernels(monkeypatch):
     with fastloss.use_backend("numpy"):
         fastloss.mse([1.0], [2.0])
         fastloss.hinge([1.0], [1.0], squared=True)
-    assert calls == ["mse", "squared_hinge"]
+    assert calls == ["mse", "hinge_squared"]
 
 
 def _run_python(code, **env_updates):

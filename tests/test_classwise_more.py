@@ -847,7 +847,7 @@ def test_parameter_errors(backend):
     for p in (0, 3, -1, True, 1.5):
         with pytest.raises(ValueError, match=rf"p must be 1 or 2, got {re.escape(repr(p))}"):
             fastloss.multiclass_hinge(X3, y, p=p)
-    with pytest.raises(ValueError, match=r"method must be one of \['crammer_singer', 'weston_watkins'\]"):
+    with pytest.raises(ValueError, match=r"method must be one of 'weston_watkins', 'crammer_singer'; got"):
         fastloss.multiclass_hinge(X3, y, method="ww")
     with pytest.raises(ValueError, match=r"weight must have shape \(3,\), one per class, got \(4,\)"):
         fastloss.multiclass_hinge(X3, y, weight=np.ones(4))

@@ -8,25 +8,25 @@
 namespace fastloss_bind {
 
 // name in Python, functor in fastloss::loss
-#define FASTLOSS_ELEMENTWISE_LOSSES(X) \
-  X(mse, Mse)                          \
-  X(mae, Mae)                          \
-  X(huber, Huber)                      \
-  X(smooth_l1, SmoothL1)               \
-  X(log_cosh, LogCosh)                 \
-  X(pseudo_huber, PseudoHuber)         \
-  X(pinball, Pinball)                  \
-  X(hinge, Hinge)                      \
-  X(squared_hinge, SquaredHinge)       \
-  X(bce, Bce)                          \
-  X(bce_logits, BceLogits)             \
-  X(bce_logits_pw, BceLogitsPosWeight) \
-  X(sigmoid_focal, SigmoidFocal)       \
-  X(margin_ranking, MarginRanking)     \
-  X(sigmoid, Sigmoid)                  \
-  X(kl_div, KlDiv)                     \
-  X(kl_div_log_target, KlDivLogTarget) \
-  X(l1_penalty, L1Penalty)             \
+#define FASTLOSS_ELEMENTWISE_LOSSES(X)                       \
+  X(mse, Mse)                                                \
+  X(mae, Mae)                                                \
+  X(huber, Huber)                                            \
+  X(smooth_l1, SmoothL1)                                     \
+  X(log_cosh, LogCosh)                                       \
+  X(pseudo_huber, PseudoHuber)                               \
+  X(pinball, Pinball)                                        \
+  X(hinge, Hinge)                                            \
+  X(hinge_squared, SquaredHinge)                             \
+  X(binary_cross_entropy, Bce)                               \
+  X(binary_cross_entropy_with_logits, BceLogits)             \
+  X(binary_cross_entropy_with_logits_pw, BceLogitsPosWeight) \
+  X(sigmoid_focal_loss, SigmoidFocal)                        \
+  X(margin_ranking_loss, MarginRanking)                      \
+  X(sigmoid, Sigmoid)                                        \
+  X(kl_div, KlDiv)                                           \
+  X(kl_div_log_target, KlDivLogTarget)                       \
+  X(l1_penalty, L1Penalty)                                   \
   X(l2_penalty, L2Penalty)
 
 enum class Loss : int {
@@ -67,19 +67,28 @@ struct Result {
 
 using ElementwiseFn = Result (*)(const Call&);
 
+// A functor's compile-time traits, for the driver's dispatch and for the test that checks them against
+// the Python specs.
+struct LossTraits {
+  int arity;           // 2: (a, b); 3: (a, b, c)
+  int grads;           // 1: d/da; 2: d/da and d/dc
+  bool checks;         // the pass checks the inputs' domain
+  bool float_compute;  // float32 inputs compute in float32 lanes
+};
+
 // name in Python, functor in fastloss::classwise_fn
-#define FASTLOSS_CLASSWISE_KERNELS(X)      \
-  X(cross_entropy, CrossEntropy)           \
-  X(cross_entropy_prob, CrossEntropyProb)  \
-  X(nll, Nll)                              \
-  X(softmax_focal, SoftmaxFocal)           \
-  X(poly1, Poly1)                          \
-  X(multi_margin_ww1, MultiMarginWW<1>)    \
-  X(multi_margin_ww2, MultiMarginWW<2>)    \
-  X(multi_margin_cs1, MultiMarginCS<1>)    \
-  X(multi_margin_cs2, MultiMarginCS<2>)    \
-  X(softmax, Softmax)                      \
-  X(log_softmax, LogSoftmax)               \
+#define FASTLOSS_CLASSWISE_KERNELS(X)       \
+  X(cross_entropy, CrossEntropy)            \
+  X(cross_entropy_prob, CrossEntropyProb)   \
+  X(nll_loss, Nll)                          \
+  X(softmax_focal_loss, SoftmaxFocal)       \
+  X(poly1_cross_entropy, Poly1)             \
+  X(multiclass_hinge_ww1, MultiMarginWW<1>) \
+  X(multiclass_hinge_ww2, MultiMarginWW<2>) \
+  X(multiclass_hinge_cs1, MultiMarginCS<1>) \
+  X(multiclass_hinge_cs2, MultiMarginCS<2>) \
+  X(softmax, Softmax)                       \
+  X(log_softmax, LogSoftmax)                \
   X(logsumexp, LogSumExp)
 
 enum class RowKernel : int {
@@ -174,10 +183,10 @@ struct SimCeCall {
 using SimCeFn = void (*)(const SimCeCall&);
 
 // name in Python, functor in fastloss::pairwise::rows
-#define FASTLOSS_ROW_LOSSES(X)  \
-  X(contrastive, Contrastive)   \
-  X(triplet, Triplet)           \
-  X(cosine_embedding, CosineEmbedding)
+#define FASTLOSS_ROW_LOSSES(X)              \
+  X(contrastive_loss, Contrastive)          \
+  X(triplet_margin_loss, Triplet)           \
+  X(cosine_embedding_loss, CosineEmbedding)
 
 enum class RowLoss : int {
 #define FASTLOSS_ENUM(name, functor) name,
@@ -224,8 +233,7 @@ using OverlapFn = std::ptrdiff_t (*)(const OverlapCall&);
 struct KernelTable {
   const char* isa;
   ElementwiseFn elementwise[kNumLosses][2];  // [loss][0: float32, 1: float64]
-  int arity[kNumLosses];                     // 2: (a, b); 3: (a, b, c)
-  int grads[kNumLosses];                     // 1: d/da; 2: d/da and d/dc
+  LossTraits loss_traits[kNumLosses];
   ProbeFn read_probe[2];
   RowFn classwise[kNumRowKernels][2];
   RowTraits row_traits[kNumRowKernels];

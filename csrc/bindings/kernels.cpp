@@ -188,14 +188,11 @@ const KernelTable kTable = {
 #undef FASTLOSS_ROW
     },
     {
-#define FASTLOSS_ARITY(name, functor) fl::loss::functor::kArity,
-        FASTLOSS_ELEMENTWISE_LOSSES(FASTLOSS_ARITY)
-#undef FASTLOSS_ARITY
-    },
-    {
-#define FASTLOSS_GRADS(name, functor) fl::loss::functor::kGrads,
-        FASTLOSS_ELEMENTWISE_LOSSES(FASTLOSS_GRADS)
-#undef FASTLOSS_GRADS
+#define FASTLOSS_TRAITS(name, functor)                                             \
+  {fl::loss::functor::kArity, fl::loss::functor::kGrads, fl::loss::functor::kChecks, \
+   fl::loss::functor::kFloatCompute},
+        FASTLOSS_ELEMENTWISE_LOSSES(FASTLOSS_TRAITS)
+#undef FASTLOSS_TRAITS
     },
     {&run_probe<float>, &run_probe<double>},
     {

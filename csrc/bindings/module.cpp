@@ -177,7 +177,7 @@ py::tuple elementwise(const std::string& name, const py::array& a, const py::obj
   Call call{};
   call.a = a.data();
   call.b = input_ptr(b, "b", dt, n, true);
-  const bool has_c = g_table->arity[li] == 3;
+  const bool has_c = g_table->loss_traits[li].arity == 3;
   call.c = input_ptr(c, "c", dt, n, has_c);
   if (!has_c && call.c) throw py::value_error("this loss takes no third input");
   call.weight = input_ptr(weight, "weight", dt, n, false);
@@ -197,7 +197,7 @@ py::tuple elementwise(const std::string& name, const py::array& a, const py::obj
     py::array g = new_like(dt, n);
     call.grad_a = g.mutable_data();
     grad_a = g;
-    if (g_table->grads[li] == 2) {
+    if (g_table->loss_traits[li].grads == 2) {
       py::array g2 = new_like(dt, n);
       call.grad_c = g2.mutable_data();
       grad_c = g2;
@@ -472,7 +472,7 @@ py::tuple rowwise(const std::string& kernel, const std::vector<py::array>& input
   }
   c.n = n;
   c.d = d;
-  c.target = vector_of<double>(target, "target", n, ki != static_cast<int>(RowLoss::triplet));
+  c.target = vector_of<double>(target, "target", n, ki != static_cast<int>(RowLoss::triplet_margin_loss));
   for (std::size_t i = 0; i < params.size(); ++i) c.params[i] = params[i];
   c.gscale = grad_scale;
   c.num_threads = num_threads;
@@ -697,4 +697,23 @@ PYBIND11_MODULE(_core, m) {
   for (const char* n : kRowKernelNames) row_names.append(n);
   m.attr("ELEMENTWISE_LOSSES") = names;
   m.attr("CLASSWISE_KERNELS") = row_names;
+  // Every kernel's compile-time traits, which a test checks against the Python specs.
+  py::dict elementwise_traits, classwise_traits, rowwise_traits;
+  for (int i = 0; i < kNumLosses; ++i) {
+    const LossTraits& t = g_table->loss_traits[i];
+    elementwise_traits[kLossNames[i]] = py::dict(py::arg("arity") = t.arity, py::arg("grads") = t.grads,
+                                                 py::arg("checks") = t.checks,
+                                                 py::arg("float_compute") = t.float_compute);
+  }
+  for (int i = 0; i < kNumRowKernels; ++i) {
+    const RowTraits& t = g_table->row_traits[i];
+    classwise_traits[kRowKernelNames[i]] =
+        py::dict(py::arg("loss") = t.loss, py::arg("index_target") = t.index_target,
+                 py::arg("prob_target") = t.prob_target, py::arg("row_output") = t.row_output);
+  }
+  for (int i = 0; i < kNumRowLosses; ++i)
+    rowwise_traits[kRowLossNames[i]] = py::dict(py::arg("inputs") = g_table->row_inputs[i]);
+  m.attr("KERNEL_TRAITS") = py::dict(py::arg("elementwise") = elementwise_traits,
+                                     py::arg("classwise") = classwise_traits,
+                                     py::arg("rowwise") = rowwise_traits);
 }

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from fastloss import _backend, _validate
+from fastloss._specs import RETURN_GRAD, Reduction, Spec
 
 
 def layout(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
@@ -19,21 +20,16 @@ def layout(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
     return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :])
 
 
-def normalize_axis(axis: object, ndim: int, func: str) -> int:
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"{func}: axis must be an int, got {type(axis).__name__}")
-    a = int(axis)
-    if not -ndim <= a < ndim:
-        raise ValueError(f"{func}: axis {a} is out of bounds for an array of {ndim} dimensions")
-    return a % ndim
-
-
-def row_map(func: str, kernel: str, x: Any, axis: object) -> tuple[np.ndarray, np.ndarray]:
-    """Run an activation over `axis`: returns (per-position values, per-element rows) in x's dtype."""
+def row_map(spec: Spec, x: Any, axis: object) -> tuple[np.ndarray, np.ndarray]:
+    """Run activation `spec` over `axis`: returns (per-position values, per-element rows) in x's dtype."""
+    func, kernel = spec.name, spec.kernels[0].key
     xa = _validate.as_array(x, "x")
     if xa.ndim == 0:
         raise ValueError(f"{func}: x must have at least one dimension")
-    ax = normalize_axis(axis, xa.ndim, func)
+    ax = spec.check("axis", axis)
+    if not -xa.ndim <= ax < xa.ndim:
+        raise ValueError(f"{func}: axis {ax} is out of bounds for an array of {xa.ndim} dimensions")
+    ax %= xa.ndim
     dtype = _validate.compute_dtype(xa)
     outer, classes, inner = layout(xa.shape, ax)
     if classes == 0:
@@ -49,7 +45,7 @@ def row_map(func: str, kernel: str, x: Any, axis: object) -> tuple[np.ndarray, n
         None,
         -100,
         [],
-        0,
+        Reduction.NONE,
         False,
         _backend.thread_arg(),
     )
@@ -58,28 +54,29 @@ def row_map(func: str, kernel: str, x: Any, axis: object) -> tuple[np.ndarray, n
 
 
 def class_loss(
-    func: str,
-    kernel: str,
+    spec: Spec,
     scores: Any,
     target: Any,
     *,
+    kernel: str | None = None,
     weight: Any,
     ignore_index: object,
-    params: dict[str, float],
+    params: dict[str, object],
     reduction: str,
-    return_grad: bool,
-    allow_prob_target: bool,
+    return_grad: object,
     weight_name: str = "weight",
-    scores_name: str = "logits",
 ) -> Any:
-    """Evaluate a class-wise loss with class-index (or, if allowed, probability) targets; `scores_name`
-    is the public name of the scores argument, for the messages."""
-    code = _validate.reduction_code(reduction)
-    return_grad = _validate.bool_param("return_grad", return_grad)
-    if ignore_index is not None and (
-        isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))
-    ):
-        raise TypeError(f"{func}: ignore_index must be an int, got {type(ignore_index).__name__}")
+    """Evaluate class-wise loss `spec` (its kernel `kernel`, default the first) with class-index targets,
+    or probability targets where the spec has a kernel for them; `params` in kernel order."""
+    func = spec.name
+    code = spec.check("reduction", reduction)
+    values = spec.checked(params)
+    return_grad = RETURN_GRAD.check(return_grad)
+    if ignore_index is not None:
+        spec.check("ignore_index", ignore_index)
+    kernel = kernel or spec.kernels[0].key
+    prob_kernel = next((k.key for k in spec.kernels if k.target == "prob"), None)
+    scores_name = spec.inputs[0].name
     # An ignore_index outside int64 matches no target: the same as none.
     kernel_ignore = ignore_index
     if ignore_index is not None and not -(2**63) <= int(ignore_index) < 2**63:
@@ -101,19 +98,19 @@ def class_loss(
     pos_shape = (xs.shape[0],) + xs.shape[2:]
     prob = ts.dtype.kind == "f"
     if prob:
-        if not allow_prob_target:
+        if prob_kernel is None:
             raise TypeError(f"{func}: target must hold integer class indices, got dtype {ts.dtype}")
         if ts.shape != xs.shape:
             raise ValueError(
                 f"{func}: probability targets must have the input's shape {xs.shape}, got {ts.shape}"
             )
-        kernel += "_prob"
+        kernel = prob_kernel
         tidx, tprob = None, _validate.flat(ts, dtype)
     else:
         if ts.dtype.kind not in "iu":
             raise TypeError(
                 f"{func}: target must hold integer class indices"
-                + (" or float probabilities" if allow_prob_target else "")
+                + (" or float probabilities" if prob_kernel else "")
                 + f", got dtype {ts.dtype}"
             )
         if ts.shape != pos_shape:
@@ -148,7 +145,7 @@ def class_loss(
         tprob,
         cw,
         None if kernel_ignore is None else int(kernel_ignore),
-        _validate.fits(func, dtype, params),
+        _validate.fits(func, dtype, params, values),
         code,
         return_grad,
         _backend.thread_arg(),
@@ -167,7 +164,7 @@ def class_loss(
             + ("" if ignore_index is None else f" or ignore_index={int(ignore_index)}")
             + f"; found target{loc} = {bad}"
         )
-    if code == 0:
+    if code == Reduction.NONE:
         result = out.reshape(pos_shape)
         if unbatched:
             result = result[0]

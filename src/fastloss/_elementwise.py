@@ -7,32 +7,34 @@ from typing import Any
 import numpy as np
 
 from fastloss import _backend, _validate
-from fastloss._numpy import ELEMENTWISE_SPECS
+from fastloss._specs import RETURN_GRAD, Reduction, Spec
 
 
 def run(
-    func: str,
-    loss: str,
+    spec: Spec,
     inputs: dict[str, Any],
     *,
-    params: dict[str, float] | None = None,
+    kernel: str | None = None,
+    params: dict[str, object] | None = None,
     weight: Any = None,
-    reduction: str = "mean",
-    return_grad: bool = False,
+    reduction: str | Reduction = "mean",
+    return_grad: object = False,
     aux: tuple[str, Any, str] | None = None,
 ) -> Any:
-    """Evaluate elementwise kernel `loss` for public function `func`.
+    """Evaluate the elementwise kernel `kernel` (default: the spec's first) for public function `spec`.
 
-    `inputs` maps argument names to arrays in kernel order (a, b[, c]), `params` the public names of the
-    kernel's parameters to their values, in kernel order; `aux` is an optional (name, value, scalar_loss)
-    per-element operand that broadcasts like a weight and is passed as c (pos_weight); when it holds a
-    single value, kernel `scalar_loss` runs instead with it as the first parameter.
+    `inputs` maps argument names to arrays in kernel order (a, b[, c]), `params` the names of the kernel's
+    parameters to their values, in kernel order, each checked against the spec's bounds; `aux` is an
+    optional (name, value, scalar_kernel) per-element operand that broadcasts like a weight and is passed
+    as c (pos_weight); when it holds a single value, kernel `scalar_kernel` runs instead with it as the
+    first parameter. `reduction` is the public string, or a Reduction from a caller that chose it.
     Returns the value, or (value, grad) with return_grad; a loss with two differentiable inputs
     returns (value, (grad_a, grad_c)).
     """
-    code = _validate.reduction_code(reduction)
-    params = params or {}
-    return_grad = _validate.bool_param("return_grad", return_grad)
+    code = reduction if type(reduction) is Reduction else spec.check("reduction", reduction)
+    values = spec.checked(params) if params else []
+    return_grad = RETURN_GRAD.check(return_grad)
+    loss = kernel or spec.kernels[0].key
     names = tuple(inputs)
     arrays = tuple(_validate.as_array(v, k) for k, v in inputs.items())
     shape = _validate.same_shape(names, arrays)
@@ -44,9 +46,10 @@ def run(
     if aux is not None:
         c, c_scalar = _validate.broadcast_operand(aux[1], aux[0], shape, dtype)
         if c is None:
-            loss, params = aux[2], {aux[0]: c_scalar, **dict(list(params.items())[1:])}
+            loss, values = aux[2], [c_scalar, *values[1:]]
         else:
             flats.append(c)
+            names += (aux[0],)
     a, b = flats[0], flats[1]
     c = flats[2] if len(flats) > 2 else None
 
@@ -57,15 +60,15 @@ def run(
         c,
         w,
         w_scalar,
-        _validate.fits(func, dtype, params),
+        _validate.fits(spec.name, dtype, params, values),
         code,
         return_grad,
         _backend.thread_arg(),
     )
     if first_bad >= 0:
-        raise ValueError(_bad_element_message(func, loss, names, flats, shape, first_bad))
+        raise ValueError(_bad_element_message(spec, loss, names, flats, shape, first_bad))
 
-    result = out.reshape(shape) if code == 0 else _validate.scalar(value, dtype)
+    result = out.reshape(shape) if code == Reduction.NONE else _validate.scalar(value, dtype)
     if not return_grad:
         return result
     if grad_c is not None:
@@ -74,17 +77,19 @@ def run(
 
 
 def _bad_element_message(
-    func: str, loss: str, names: tuple[str, ...], flats: list[np.ndarray], shape: tuple[int, ...], i: int
+    spec: Spec, loss: str, names: tuple[str, ...], flats: list[np.ndarray], shape: tuple[int, ...], i: int
 ) -> str:
     # The domain checks let NaN through (it propagates) but, once the input is rejected anyway, the message
     # names the first position that does not hold a valid value: a NaN before the kernel's first bad element.
-    for chk in ELEMENTWISE_SPECS[loss].checks:
-        x = flats[chk.arg][: i + 1].astype(np.float64)
-        if chk.valid(x[i:])[0]:
+    for arg, domain in spec.domains(spec.kernel(loss)):
+        x = flats[arg][: i + 1].astype(np.float64)
+        if domain.includes(x[i:])[0]:
             continue  # element i was rejected by another check
-        j = int(np.argmax(np.isnan(x) | ~chk.valid(x)))
+        j = int(np.argmax(np.isnan(x) | ~domain.includes(x)))
         where = tuple(int(k) for k in np.unravel_index(j, shape)) if shape else ()
-        name = names[chk.arg] if chk.arg < len(names) else "c"
-        return f"{func}: {name} {chk.message}; found {name}[{', '.join(map(str, where))}] = {float(x[j])!r}"
+        name = names[arg]
+        at = ", ".join(map(str, where))
+        return f"{spec.name}: {name} {domain.message}; found {name}[{at}] = {float(x[j])!r}"
     where = tuple(int(k) for k in np.unravel_index(i, shape)) if shape else ()
-    return f"{func}: invalid input at [{', '.join(map(str, where))}]"  # unreachable while both backends agree
+    # unreachable while both backends agree
+    return f"{spec.name}: invalid input at [{', '.join(map(str, where))}]"

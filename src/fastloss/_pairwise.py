@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from fastloss import _validate
+from fastloss._specs import Reduction
 
 NORM_EPS = 1e-12  # torch.nn.functional.normalize's default
 
@@ -74,15 +75,15 @@ def row_target(func: str, target: Any, n: int, kind: str) -> np.ndarray:
 
 def grad_scale(code: int, count: int) -> float:
     """The factor that turns gradients of the sum into gradients of the reduction."""
-    return 1.0 / count if code == 2 and count > 0 else 1.0
+    return 1.0 / count if code == Reduction.MEAN and count > 0 else 1.0
 
 
 def reduce_rows(loss: np.ndarray, code: int, dtype: np.dtype, count: int | None = None, shape=None) -> Any:
     """Reduce float64 per-row losses: mean (over `count`, default the number of rows), sum or none."""
-    if code == 0:
+    if code == Reduction.NONE:
         return loss.astype(dtype, copy=False).reshape(shape if shape is not None else loss.shape)
     total = float(np.sum(loss))
-    if code == 1:
+    if code == Reduction.SUM:
         return _validate.scalar(total, dtype)
     count = loss.size if count is None else count
     return _validate.scalar(total / count if count else np.nan, dtype)

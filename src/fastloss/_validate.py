@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import math
-import numbers
+from collections.abc import Iterable
 from typing import Any, Callable, TypeVar
 
 import numpy as np
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
-
 
 _in_ieee: contextvars.ContextVar[bool] = contextvars.ContextVar("fastloss_ieee", default=False)
 
@@ -55,15 +51,6 @@ def scalar(value: float, dtype: np.dtype) -> np.generic:
         with np.errstate(over="ignore", invalid="ignore"):
             return dtype.type(value)
     return dtype.type(value)
-
-
-def reduction_code(reduction: object) -> int:
-    if not isinstance(reduction, str):
-        raise TypeError(f"reduction must be a string, got {type(reduction).__name__}")
-    try:
-        return REDUCTIONS[reduction]
-    except KeyError:
-        raise ValueError(f"reduction must be one of 'mean', 'sum', 'none'; got {reduction!r}") from None
 
 
 def _from_foreign(x: object, name: str) -> object:
@@ -193,53 +180,16 @@ def broadcast_operand(
     return flat(np.broadcast_to(w, shape), dtype), 1.0
 
 
-def real_param(
-    name: str,
-    value: object,
-    *,
-    gt: float | None = None,
-    ge: float | None = None,
-    le: float | None = None,
-    finite: bool = True,
-) -> float:
-    """A real scalar parameter, checked against bounds; NaN is rejected, and so is +-inf unless `finite`
-    is False (Huber's delta = inf, the quadratic limit): an infinite margin, scale or weight is never
-    meant."""
-    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
-        value = value.item()
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    v = float(value)
-    if v != v:
-        raise ValueError(f"{name} must not be NaN")
-    if finite and math.isinf(v):
-        raise ValueError(f"{name} must be finite, got {v:g}")
-    if gt is not None and not v > gt:
-        raise ValueError(f"{name} must be > {gt:g}, got {v:g}")
-    if ge is not None and not v >= ge:
-        raise ValueError(f"{name} must be >= {ge:g}, got {v:g}")
-    if le is not None and not v <= le:
-        raise ValueError(f"{name} must be <= {le:g}, got {v:g}")
-    return v
-
-
-def fits(func: str, dtype: np.dtype, params: dict[str, float]) -> list[float]:
-    """The parameters in kernel order, each checked to stay finite in the compute dtype: the kernels
-    compute in `dtype`, where 1e300 would become inf (float32), a value `real_param` already refuses."""
-    values = list(params.values())
-    if dtype is _F64 or not values:  # every float (real_param refuses NaN, inf is meant) fits float64
+def fits(func: str, dtype: np.dtype, names: Iterable[str] | None, values: list[float]) -> list[float]:
+    """The kernel parameters `values` (named `names`), each checked to stay finite in the compute dtype: the
+    kernels compute in `dtype`, where 1e300 would become inf (float32), a value the spec already refuses."""
+    if dtype is _F64 or not values:  # every float (NaN is refused, an allowed inf meant) fits float64
         return values
     top = _FLOAT_MAX.get(dtype) or _FLOAT_MAX[np.dtype(dtype)]
-    for name, v in params.items():
+    for name, v in zip(names or (), values):
         if v == v and abs(v) != np.inf and abs(v) > top:
             raise ValueError(
                 f"{func}: {name}={v:g} overflows {np.dtype(dtype).name}, the precision the inputs compute in "
                 f"(at most {top:.3g}); pass float64 inputs"
             )
     return values
-
-
-def bool_param(name: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return bool(value)

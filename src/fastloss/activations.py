@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fastloss import _classwise, _elementwise
-
-ArrayLike = Any
+from fastloss._specs import SPECS, Reduction, api
 
 __all__ = ["log_softmax", "logsumexp", "sigmoid", "softmax"]
 
 
+@api
 def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     """``exp(x - logsumexp(x))`` along ``axis``, stable for any input (``scipy.special.softmax``).
 
@@ -20,9 +19,10 @@ def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     >>> fastloss.softmax([0.0, 0.0, 0.0, 0.0]).tolist()
     [0.25, 0.25, 0.25, 0.25]
     """
-    return _classwise.row_map("softmax", "softmax", x, axis)[1]
+    return _classwise.row_map(SPECS["softmax"], x, axis)[1]
 
 
+@api
 def log_softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     """``x - logsumexp(x)`` along ``axis`` (``scipy.special.log_softmax``).
 
@@ -30,9 +30,10 @@ def log_softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     >>> round(float(fastloss.log_softmax([1.0, 1.0])[0]), 12)
     -0.69314718056
     """
-    return _classwise.row_map("log_softmax", "log_softmax", x, axis)[1]
+    return _classwise.row_map(SPECS["log_softmax"], x, axis)[1]
 
 
+@api
 def logsumexp(x: ArrayLike, axis: int = -1) -> np.ndarray:
     """``log(sum(exp(x)))`` along ``axis``, without overflow; the axis is removed
     (``scipy.special.logsumexp(x, axis=axis)``). A row of -inf gives -inf; NaN propagates.
@@ -41,9 +42,10 @@ def logsumexp(x: ArrayLike, axis: int = -1) -> np.ndarray:
     >>> round(float(fastloss.logsumexp([1000.0, 1000.0])), 9)
     1000.693147181
     """
-    return _classwise.row_map("logsumexp", "logsumexp", x, axis)[0]
+    return _classwise.row_map(SPECS["logsumexp"], x, axis)[0]
 
 
+@api
 def sigmoid(x: ArrayLike) -> np.ndarray:
     """The logistic function ``1 / (1 + exp(-x))``, elementwise and stable (``scipy.special.expit``).
 
@@ -51,4 +53,4 @@ def sigmoid(x: ArrayLike) -> np.ndarray:
     >>> fastloss.sigmoid([0.0]).tolist()
     [0.5]
     """
-    return _elementwise.run("sigmoid", "sigmoid", {"x": x, "x_": x}, reduction="none")
+    return _elementwise.run(SPECS["sigmoid"], {"x": x, "x_": x}, reduction=Reduction.NONE)

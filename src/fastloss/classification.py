@@ -1,14 +1,15 @@
-"""Binary classification losses: hinge, binary cross-entropy (on probabilities and on logits), focal."""
+"""Classification losses: binary (hinge, cross-entropy on probabilities and logits, focal) and class-wise
+(softmax cross-entropy, NLL, focal, Poly-1, multi-class hinge), and the KL divergence."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from fastloss import _classwise, _elementwise, _validate
-
-ArrayLike = Any
+from fastloss import _classwise, _elementwise
+from fastloss._specs import SPECS, Reduction, ReductionName, api
 
 __all__ = [
     "cross_entropy",
@@ -24,6 +25,7 @@ __all__ = [
 ]
 
 
+@api
 def hinge(
     scores: ArrayLike,
     target: ArrayLike,
@@ -31,7 +33,7 @@ def hinge(
     margin: float = 1.0,
     squared: bool = False,
     weight: ArrayLike | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Hinge loss ``max(0, margin - target * scores)``, squared if ``squared=True``.
@@ -44,25 +46,25 @@ def hinge(
     >>> float(fastloss.hinge([2.0, 0.5, -1.0], [1, 1, 1]))
     0.8333333333333334
     """
-    m = _validate.real_param("margin", margin)
-    sq = _validate.bool_param("squared", squared)
+    spec = SPECS["hinge"]
     return _elementwise.run(
-        "hinge",
-        "squared_hinge" if sq else "hinge",
+        spec,
         {"scores": scores, "target": target},
-        params={"margin": m},
+        kernel="hinge_squared" if spec.check("squared", squared) else "hinge",
+        params={"margin": margin},
         weight=weight,
         reduction=reduction,
         return_grad=return_grad,
     )
 
 
+@api
 def binary_cross_entropy(
     probs: ArrayLike,
     target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Binary cross-entropy on probabilities: ``-(t log p + (1 - t) log(1 - p))``.
@@ -77,8 +79,7 @@ def binary_cross_entropy(
     0.164252033486
     """
     return _elementwise.run(
-        "binary_cross_entropy",
-        "bce",
+        SPECS["binary_cross_entropy"],
         {"probs": probs, "target": target},
         weight=weight,
         reduction=reduction,
@@ -86,13 +87,14 @@ def binary_cross_entropy(
     )
 
 
+@api
 def binary_cross_entropy_with_logits(
     logits: ArrayLike,
     target: ArrayLike,
     *,
     pos_weight: ArrayLike | None = None,
     weight: ArrayLike | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Binary cross-entropy on logits: ``t w softplus(-x) + (1 - t) softplus(x)``, ``w = pos_weight``.
@@ -107,10 +109,10 @@ def binary_cross_entropy_with_logits(
     >>> round(float(fastloss.binary_cross_entropy_with_logits([2.0, -1.0], [1.0, 0.0])), 12)
     0.220094849281
     """
+    spec = SPECS["binary_cross_entropy_with_logits"]
     if pos_weight is None:
         return _elementwise.run(
-            "binary_cross_entropy_with_logits",
-            "bce_logits",
+            spec,
             {"logits": logits, "target": target},
             params={"pos_weight": 1.0},
             weight=weight,
@@ -118,17 +120,18 @@ def binary_cross_entropy_with_logits(
             return_grad=return_grad,
         )
     return _elementwise.run(
-        "binary_cross_entropy_with_logits",
-        "bce_logits_pw",
+        spec,
         {"logits": logits, "target": target},
+        kernel="binary_cross_entropy_with_logits_pw",
         params={"pos_weight": 1.0},
-        aux=("pos_weight", pos_weight, "bce_logits"),
+        aux=("pos_weight", pos_weight, "binary_cross_entropy_with_logits"),
         weight=weight,
         reduction=reduction,
         return_grad=return_grad,
     )
 
 
+@api
 def sigmoid_focal_loss(
     logits: ArrayLike,
     target: ArrayLike,
@@ -136,7 +139,7 @@ def sigmoid_focal_loss(
     alpha: float = 0.25,
     gamma: float = 2.0,
     weight: ArrayLike | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Sigmoid focal loss (Lin et al. 2017): ``alpha_t (1 - p_t)^gamma BCE_with_logits(x, t)``.
@@ -151,19 +154,17 @@ def sigmoid_focal_loss(
     >>> round(float(fastloss.sigmoid_focal_loss([2.0, -1.0], [1.0, 0.0])), 11)
     0.00872221692
     """
-    a = _validate.real_param("alpha", alpha, le=1.0)
-    g = _validate.real_param("gamma", gamma, ge=0.0)
     return _elementwise.run(
-        "sigmoid_focal_loss",
-        "sigmoid_focal",
+        SPECS["sigmoid_focal_loss"],
         {"logits": logits, "target": target},
-        params={"alpha": a, "gamma": g},
+        params={"alpha": alpha, "gamma": gamma},
         weight=weight,
         reduction=reduction,
         return_grad=return_grad,
     )
 
 
+@api
 def cross_entropy(
     logits: ArrayLike,
     target: ArrayLike,
@@ -171,7 +172,7 @@ def cross_entropy(
     weight: ArrayLike | None = None,
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Softmax cross-entropy over the class axis 1, with PyTorch's semantics exactly.
@@ -192,28 +193,26 @@ def cross_entropy(
     >>> round(float(fastloss.cross_entropy([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]], [0, 1])), 12)
     0.360645366744
     """
-    eps = _validate.real_param("label_smoothing", label_smoothing, ge=0.0, le=1.0)
     return _classwise.class_loss(
-        "cross_entropy",
-        "cross_entropy",
+        SPECS["cross_entropy"],
         logits,
         target,
         weight=weight,
         ignore_index=ignore_index,
-        params={"label_smoothing": eps},
+        params={"label_smoothing": label_smoothing},
         reduction=reduction,
         return_grad=return_grad,
-        allow_prob_target=True,
     )
 
 
+@api
 def nll_loss(
     log_probs: ArrayLike,
     target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Negative log-likelihood ``l = -w_y log_probs[y]`` over the class axis 1 (PyTorch's ``nll_loss``).
@@ -226,8 +225,7 @@ def nll_loss(
     0.3
     """
     return _classwise.class_loss(
-        "nll_loss",
-        "nll",
+        SPECS["nll_loss"],
         log_probs,
         target,
         weight=weight,
@@ -235,11 +233,10 @@ def nll_loss(
         params={},
         reduction=reduction,
         return_grad=return_grad,
-        allow_prob_target=False,
-        scores_name="log_probs",
     )
 
 
+@api
 def softmax_focal_loss(
     logits: ArrayLike,
     target: ArrayLike,
@@ -247,7 +244,7 @@ def softmax_focal_loss(
     gamma: float = 2.0,
     alpha: ArrayLike | None = None,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Multi-class focal loss (Lin et al. 2017): ``l = -alpha_y (1 - p_y)^gamma log p_y``, ``p = softmax``.
@@ -262,29 +259,27 @@ def softmax_focal_loss(
     >>> round(float(fastloss.softmax_focal_loss([[2.0, 0.0, -1.0]], [0], gamma=0.0)), 12)
     0.169846019556
     """
-    g = _validate.real_param("gamma", gamma, ge=0.0)
     return _classwise.class_loss(
-        "softmax_focal_loss",
-        "softmax_focal",
+        SPECS["softmax_focal_loss"],
         logits,
         target,
         weight=alpha,
         ignore_index=ignore_index,
-        params={"gamma": g},
+        params={"gamma": gamma},
         reduction=reduction,
         return_grad=return_grad,
-        allow_prob_target=False,
         weight_name="alpha",
     )
 
 
+@api
 def poly1_cross_entropy(
     logits: ArrayLike,
     target: ArrayLike,
     *,
     epsilon: float = 1.0,
     ignore_index: int = -100,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Poly-1 cross-entropy (Leng et al. 2022): ``l = -log p_y + epsilon (1 - p_y)``, ``p = softmax``.
@@ -296,21 +291,19 @@ def poly1_cross_entropy(
     >>> round(float(fastloss.poly1_cross_entropy([[0.0, 0.0]], [0], epsilon=1.0)), 12)
     1.19314718056
     """
-    e = _validate.real_param("epsilon", epsilon)
     return _classwise.class_loss(
-        "poly1_cross_entropy",
-        "poly1",
+        SPECS["poly1_cross_entropy"],
         logits,
         target,
         weight=None,
         ignore_index=ignore_index,
-        params={"epsilon": e},
+        params={"epsilon": epsilon},
         reduction=reduction,
         return_grad=return_grad,
-        allow_prob_target=False,
     )
 
 
+@api
 def multiclass_hinge(
     scores: ArrayLike,
     target: ArrayLike,
@@ -319,7 +312,7 @@ def multiclass_hinge(
     p: int = 1,
     weight: ArrayLike | None = None,
     method: str = "weston_watkins",
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Multi-class hinge loss over the class axis 1, ``p`` in {1, 2}, ``weight`` C class weights.
@@ -333,30 +326,23 @@ def multiclass_hinge(
     >>> float(fastloss.multiclass_hinge([[1.0, 0.5, -1.0]], [0]))
     0.16666666666666666
     """
-    m = _validate.real_param("margin", margin)
-    power = float("nan") if isinstance(p, (bool, np.bool_)) else _validate.real_param("p", p)
-    if power not in (1.0, 2.0):
-        raise ValueError(f"multiclass_hinge: p must be 1 or 2, got {p!r}")
-    methods = {"weston_watkins": "ww", "crammer_singer": "cs"}
-    if not isinstance(method, str):
-        raise TypeError(f"multiclass_hinge: method must be a string, got {type(method).__name__}")
-    if method not in methods:
-        raise ValueError(f"multiclass_hinge: method must be one of {sorted(methods)}, got {method!r}")
+    spec = SPECS["multiclass_hinge"]
+    power = int(spec.check("p", p))
+    kind = "ww" if spec.check("method", method) == "weston_watkins" else "cs"
     return _classwise.class_loss(
-        "multiclass_hinge",
-        f"multi_margin_{methods[method]}{int(power)}",
+        spec,
         scores,
         target,
+        kernel=f"multiclass_hinge_{kind}{power}",
         weight=weight,
         ignore_index=None,
-        params={"margin": m},
+        params={"margin": margin},
         reduction=reduction,
         return_grad=return_grad,
-        allow_prob_target=False,
-        scores_name="scores",
     )
 
 
+@api
 def kl_div(
     input: ArrayLike,
     target: ArrayLike,
@@ -379,15 +365,18 @@ def kl_div(
     >>> round(float(fastloss.kl_div(np.log(Q), P, reduction="sum")), 12)
     0.510825623766
     """
-    lt = _validate.bool_param("log_target", log_target)
-    loss = "kl_div_log_target" if lt else "kl_div"
-    if reduction != "batchmean":
-        return _elementwise.run(
-            "kl_div", loss, {"input": input, "target": target}, reduction=reduction, return_grad=return_grad
-        )
+    spec = SPECS["kl_div"]
+    loss = "kl_div_log_target" if spec.check("log_target", log_target) else "kl_div"
+    batchmean = spec.check("reduction", reduction) is Reduction.BATCHMEAN
     res = _elementwise.run(
-        "kl_div", loss, {"input": input, "target": target}, reduction="sum", return_grad=return_grad
+        spec,
+        {"input": input, "target": target},
+        kernel=loss,
+        reduction=Reduction.SUM if batchmean else reduction,
+        return_grad=return_grad,
     )
+    if not batchmean:
+        return res
     shape = np.shape(input)
     n = shape[0] if shape else 1
     if not return_grad:

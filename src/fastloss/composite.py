@@ -11,16 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fastloss import _elementwise, _validate
-
-ArrayLike = Any
+from fastloss._specs import RETURN_GRAD, SPECS, Param, Reduction, api
 
 __all__ = ["Composite", "CompositeResult", "l1_penalty", "l2_penalty"]
 
 
-def _penalty(func: str, kernel: str, arrays: tuple, return_grad: object) -> Any:
-    return_grad = _validate.bool_param("return_grad", return_grad)
+def _penalty(func: str, arrays: tuple, return_grad: object) -> Any:
+    spec = SPECS[func]
+    return_grad = spec.check("return_grad", return_grad)
     total = 0.0
     grads = []
     dtypes = []
@@ -28,7 +29,7 @@ def _penalty(func: str, kernel: str, arrays: tuple, return_grad: object) -> Any:
         a = _validate.as_array(w, f"arrays[{i}]")
         # The elementwise driver reads two inputs; a penalty reads only the first (the same array).
         r = _elementwise.run(
-            func, kernel, {f"arrays[{i}]": a, "(unused)": a}, reduction="sum", return_grad=return_grad
+            spec, {f"arrays[{i}]": a, "(unused)": a}, reduction=Reduction.SUM, return_grad=return_grad
         )
         value, g = r if return_grad else (r, None)
         total += float(value)
@@ -39,6 +40,7 @@ def _penalty(func: str, kernel: str, arrays: tuple, return_grad: object) -> Any:
     return (value, tuple(grads)) if return_grad else value
 
 
+@api
 def l1_penalty(*arrays: ArrayLike, return_grad: bool = False) -> Any:
     """L1 regulariser ``sum_k sum |w_k|`` over any number of parameter arrays (Keras ``L1(1.0)``).
 
@@ -49,9 +51,10 @@ def l1_penalty(*arrays: ArrayLike, return_grad: bool = False) -> Any:
     >>> float(fastloss.l1_penalty([1.0, -2.0], [[0.5]]))
     3.5
     """
-    return _penalty("l1_penalty", "l1_penalty", arrays, return_grad)
+    return _penalty("l1_penalty", arrays, return_grad)
 
 
+@api
 def l2_penalty(*arrays: ArrayLike, return_grad: bool = False) -> Any:
     """L2 regulariser ``sum_k sum w_k^2`` over any number of parameter arrays (Keras ``L2(1.0)``: no 1/2).
 
@@ -61,7 +64,10 @@ def l2_penalty(*arrays: ArrayLike, return_grad: bool = False) -> Any:
     >>> float(fastloss.l2_penalty([1.0, -2.0], [[0.5]]))
     5.25
     """
-    return _penalty("l2_penalty", "l2_penalty", arrays, return_grad)
+    return _penalty("l2_penalty", arrays, return_grad)
+
+
+_TERM_WEIGHT = Param("weight", 1.0, doc="The term's factor in the total.")
 
 
 @dataclass
@@ -135,7 +141,7 @@ class Composite:
         """Add the term ``weight * fn(*args, **kwargs)``; ``name`` defaults to the function's name."""
         if not callable(fn):
             raise TypeError(f"Composite.add: fn must be callable, got {type(fn).__name__}")
-        w = _validate.real_param("weight", weight)
+        w = _TERM_WEIGHT.check(weight)
         label = name if name is not None else getattr(fn, "__name__", f"term{len(self._terms)}")
         if not isinstance(label, str):
             raise TypeError(f"Composite.add: name must be a string, got {type(label).__name__}")
@@ -166,7 +172,7 @@ class Composite:
 
     def evaluate(self, *, return_grad: bool = False) -> CompositeResult:
         """Every term's value, the weighted total and, with ``return_grad``, d total / d each input."""
-        return_grad = _validate.bool_param("return_grad", return_grad)
+        return_grad = RETURN_GRAD.check(return_grad)
         if not self._terms:
             raise ValueError("Composite.evaluate: no terms; add some with Composite.add")
         terms: dict[str, Any] = {}

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fastloss import _backend, _elementwise, _pairwise, _validate
-
-ArrayLike = Any
+from fastloss._specs import SPECS, Reduction, ReductionName, api
 
 __all__ = [
     "arcface_loss",
@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 
+@api
 def margin_ranking_loss(
     x1: ArrayLike,
     x2: ArrayLike,
@@ -34,7 +35,7 @@ def margin_ranking_loss(
     *,
     margin: float = 0.0,
     weight: ArrayLike | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Margin ranking loss ``max(0, -target (x1 - x2) + margin)``, ``target`` exactly -1 or +1.
@@ -47,12 +48,10 @@ def margin_ranking_loss(
     >>> float(fastloss.margin_ranking_loss([1.0, 0.0], [0.0, 1.0], [1, 1], margin=0.5))
     0.75
     """
-    m = _validate.real_param("margin", margin)
     return _elementwise.run(
-        "margin_ranking_loss",
-        "margin_ranking",
+        SPECS["margin_ranking_loss"],
         {"x1": x1, "target": target, "x2": x2},
-        params={"margin": m},
+        params={"margin": margin},
         weight=weight,
         reduction=reduction,
         return_grad=return_grad,
@@ -64,13 +63,13 @@ def margin_ranking_loss(
 # or similarity matrix and fuse the loss into the tile's epilogue: nothing of size N x M is allocated
 # unless the caller asks for the matrix itself (pairwise_distances).
 
-METRICS = ("euclidean", "sqeuclidean", "cosine", "manhattan")
+
+def _reduction(func: str, reduction: object, return_grad: object) -> tuple[Reduction, bool]:
+    spec = SPECS[func]
+    return spec.check("reduction", reduction), spec.check("return_grad", return_grad)
 
 
-def _reduction(func: str, reduction: object, return_grad: object) -> tuple[int, bool]:
-    return _validate.reduction_code(reduction), _validate.bool_param("return_grad", return_grad)
-
-
+@api
 def pairwise_distances(x: ArrayLike, y: ArrayLike | None = None, *, metric: str = "euclidean") -> np.ndarray:
     """Distances between every row of ``x`` (N, d) and every row of ``y`` (M, d): an (N, M) array.
 
@@ -91,12 +90,7 @@ def pairwise_distances(x: ArrayLike, y: ArrayLike | None = None, *, metric: str 
     >>> fastloss.pairwise_distances([[1.0, 2.0]], [[2.0, 4.0]], metric="manhattan").tolist()
     [[3.0]]
     """
-    if not isinstance(metric, str):
-        raise TypeError(f"pairwise_distances: metric must be a string, got {type(metric).__name__}")
-    if metric not in METRICS:
-        raise ValueError(
-            f"pairwise_distances: unknown metric {metric!r}; valid metrics: {', '.join(METRICS)}"
-        )
+    SPECS["pairwise_distances"].check("metric", metric)
     named = {"x": x} if y is None else {"x": x, "y": y}
     arrays, _ = _pairwise.embeddings("pairwise_distances", named)
     xa = arrays[0]
@@ -125,13 +119,14 @@ def _safe_exponent(*arrays: np.ndarray) -> int:
     return int(np.frexp(amax)[1])
 
 
+@api
 def contrastive_loss(
     x1: ArrayLike,
     x2: ArrayLike,
     target: ArrayLike,
     *,
     margin: float = 1.0,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Contrastive loss of paired embeddings (Hadsell, Chopra and LeCun 2006).
@@ -147,20 +142,20 @@ def contrastive_loss(
     """
     func = "contrastive_loss"
     code, return_grad = _reduction(func, reduction, return_grad)
-    m = _validate.real_param("margin", margin, ge=0.0)
+    m = SPECS[func].check("margin", margin)
     (a, b), dtype = _pairwise.embeddings(func, {"x1": x1, "x2": x2})
     _pairwise.same_shape(func, ("x1", "x2"), [a, b])
     t = _pairwise.row_target(func, target, a.shape[0], "unit")
-    return _rowwise(func, "contrastive", [a, b], t, {"margin": m}, code, return_grad, dtype)
+    return _rowwise(func, [a, b], t, {"margin": m}, code, return_grad, dtype)
 
 
-def _rowwise(func, kernel, arrays, target, params, code, return_grad, dtype) -> Any:
+def _rowwise(func, arrays, target, params, code, return_grad, dtype) -> Any:
     n = arrays[0].shape[0]
     loss, grads = _backend.kernels().rowwise(
-        kernel,
+        SPECS[func].kernels[0].key,
         arrays,
         target,
-        _validate.fits(func, dtype, params),
+        _validate.fits(func, dtype, params, list(params.values())),
         return_grad,
         _pairwise.grad_scale(code, n),
         _backend.thread_arg(),
@@ -169,13 +164,14 @@ def _rowwise(func, kernel, arrays, target, params, code, return_grad, dtype) -> 
     return (value, tuple(grads)) if return_grad else value
 
 
+@api
 @_validate.ieee
 def pairwise_contrastive_loss(
     embeddings: ArrayLike,
     labels: ArrayLike,
     *,
     margin: float = 1.0,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """The contrastive loss over every pair i < j of a batch, similar when ``labels[i] == labels[j]``.
@@ -192,12 +188,12 @@ def pairwise_contrastive_loss(
     """
     func = "pairwise_contrastive_loss"
     code, return_grad = _reduction(func, reduction, return_grad)
-    if code == 0:
+    if code == Reduction.NONE:
         raise ValueError(
             f"{func}: reduction='none' would be the N x N matrix of pair losses; use 'mean' or 'sum' "
             "(or pairwise_distances for the distances)"
         )
-    m = _validate.real_param("margin", margin, ge=0.0)
+    m = SPECS[func].check("margin", margin)
     (x,), dtype = _pairwise.embeddings(func, {"embeddings": embeddings})
     n = x.shape[0]
     y = _pairwise.int_labels(func, labels, n)
@@ -205,17 +201,18 @@ def pairwise_contrastive_loss(
     value, grad = _backend.kernels().pairwise_contrastive(
         x,
         y,
-        *_validate.fits(func, dtype, {"margin": m}),
+        *_validate.fits(func, dtype, ("margin",), [m]),
         return_grad,
         _pairwise.grad_scale(code, pairs),
         _backend.thread_arg(),
     )
-    if code == 2:
+    if code == Reduction.MEAN:
         value = value / pairs if pairs else np.nan
     value = _validate.scalar(value, dtype)
     return (value, grad) if return_grad else value
 
 
+@api
 def triplet_margin_loss(
     anchor: ArrayLike,
     positive: ArrayLike,
@@ -225,7 +222,7 @@ def triplet_margin_loss(
     p: float = 2.0,
     eps: float = 1e-6,
     swap: bool = False,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Triplet margin loss ``max(d(a, p) - d(a, n) + margin, 0)`` with ``d(u, v) = ||u - v + eps||_p``.
@@ -243,17 +240,14 @@ def triplet_margin_loss(
     """
     func = "triplet_margin_loss"
     code, return_grad = _reduction(func, reduction, return_grad)
-    m = _validate.real_param("margin", margin, gt=0.0)  # torch refuses margin <= 0 too
-    pn = _validate.real_param("p", p, gt=0.0)
-    if not np.isfinite(pn):
-        raise ValueError(f"{func}: p must be finite, got {pn}")
-    e = _validate.real_param("eps", eps, ge=0.0)
-    sw = _validate.bool_param("swap", swap)
+    m = SPECS[func].check("margin", margin)  # torch refuses margin <= 0 too
+    pn = SPECS[func].check("p", p)
+    e = SPECS[func].check("eps", eps)
+    sw = SPECS[func].check("swap", swap)
     arrays, dtype = _pairwise.embeddings(func, {"anchor": anchor, "positive": positive, "negative": negative})
     _pairwise.same_shape(func, ("anchor", "positive", "negative"), arrays)
     return _rowwise(
         func,
-        "triplet",
         arrays,
         None,
         {"margin": m, "p": pn, "eps": e, "swap": float(sw)},
@@ -263,13 +257,14 @@ def triplet_margin_loss(
     )
 
 
+@api
 def cosine_embedding_loss(
     x1: ArrayLike,
     x2: ArrayLike,
     target: ArrayLike,
     *,
     margin: float = 0.0,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Cosine embedding loss: ``1 - cos(x1_i, x2_i)`` for ``target = 1``, ``max(0, cos - margin)`` for -1.
@@ -285,20 +280,21 @@ def cosine_embedding_loss(
     """
     func = "cosine_embedding_loss"
     code, return_grad = _reduction(func, reduction, return_grad)
-    m = _validate.real_param("margin", margin)
+    m = SPECS[func].check("margin", margin)
     (a, b), dtype = _pairwise.embeddings(func, {"x1": x1, "x2": x2})
     _pairwise.same_shape(func, ("x1", "x2"), [a, b])
     t = _pairwise.row_target(func, target, a.shape[0], "pm1")
-    return _rowwise(func, "cosine_embedding", [a, b], t, {"margin": m}, code, return_grad, dtype)
+    return _rowwise(func, [a, b], t, {"margin": m}, code, return_grad, dtype)
 
 
+@api
 @_validate.ieee
 def batch_hard_triplet_loss(
     embeddings: ArrayLike,
     labels: ArrayLike,
     *,
     margin: float = 1.0,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Batch-hard triplet loss (Hermans, Beyer and Leibe 2017) with Euclidean distances.
@@ -318,7 +314,7 @@ def batch_hard_triplet_loss(
     """
     func = "batch_hard_triplet_loss"
     code, return_grad = _reduction(func, reduction, return_grad)
-    m = _validate.real_param("margin", margin)
+    m = SPECS[func].check("margin", margin)
     (x,), dtype = _pairwise.embeddings(func, {"embeddings": embeddings})
     n = x.shape[0]
     y = _pairwise.int_labels(func, labels, n)
@@ -352,10 +348,6 @@ def batch_hard_triplet_loss(
 # extra logit) with an online log-sum-exp over tiles of B: memory O((N + M) d), never O(N M).
 
 
-def _positive(name: str, value: object) -> float:
-    return _validate.real_param(name, value, gt=0.0)
-
-
 def _sim_ce(a, b, scale, target, exclude, extra, code, return_grad, count, row_scale=None):
     return _backend.kernels().sim_ce(
         a,
@@ -371,13 +363,14 @@ def _sim_ce(a, b, scale, target, exclude, extra, code, return_grad, count, row_s
     )
 
 
+@api
 def info_nce(
     query: ArrayLike,
     positive: ArrayLike,
     negatives: ArrayLike | None = None,
     *,
     temperature: float = 0.1,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """InfoNCE (van den Oord et al. 2018) of L2-normalised embeddings.
@@ -397,7 +390,7 @@ def info_nce(
     """
     func = "info_nce"
     code, return_grad = _reduction(func, reduction, return_grad)
-    s = 1.0 / _positive("temperature", temperature)
+    s = 1.0 / SPECS[func].check("temperature", temperature)
     named = {"query": query, "positive": positive}
     if negatives is not None:
         named["negatives"] = negatives
@@ -431,12 +424,13 @@ def info_nce(
     )
 
 
+@api
 def nt_xent(
     z1: ArrayLike,
     z2: ArrayLike,
     *,
     temperature: float = 0.5,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """NT-Xent, the normalised temperature-scaled cross-entropy of SimCLR (Chen et al. 2020).
@@ -453,7 +447,7 @@ def nt_xent(
     """
     func = "nt_xent"
     code, return_grad = _reduction(func, reduction, return_grad)
-    s = 1.0 / _positive("temperature", temperature)
+    s = 1.0 / SPECS[func].check("temperature", temperature)
     (a, b), dtype = _pairwise.embeddings(func, {"z1": z1, "z2": z2})
     _pairwise.same_shape(func, ("z1", "z2"), [a, b])
     n = a.shape[0]
@@ -469,13 +463,14 @@ def nt_xent(
     return value, (g[:n], g[n:])
 
 
+@api
 @_validate.ieee
 def multiple_negatives_ranking_loss(
     anchors: ArrayLike,
     positives: ArrayLike,
     *,
     scale: float = 20.0,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Multiple negatives ranking loss, as sentence-transformers' ``MultipleNegativesRankingLoss``.
@@ -492,7 +487,7 @@ def multiple_negatives_ranking_loss(
     """
     func = "multiple_negatives_ranking_loss"
     code, return_grad = _reduction(func, reduction, return_grad)
-    sc = _positive("scale", scale)
+    sc = SPECS[func].check("scale", scale)
     (a, p), dtype = _pairwise.embeddings(func, {"anchors": anchors, "positives": positives})
     n, m = a.shape[0], p.shape[0]
     if m < n:
@@ -511,9 +506,7 @@ def multiple_negatives_ranking_loss(
     )
 
 
-GE2E_METHODS = ("softmax", "contrast")
-
-
+@api
 @_validate.ieee
 def ge2e_loss(
     embeddings: ArrayLike,
@@ -521,7 +514,7 @@ def ge2e_loss(
     w: float = 10.0,
     b: float = -5.0,
     method: str = "softmax",
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Generalised end-to-end speaker-verification loss (Wan, Wang, Papir and Lopez Moreno 2018).
@@ -545,12 +538,9 @@ def ge2e_loss(
     """
     func = "ge2e_loss"
     code, return_grad = _reduction(func, reduction, return_grad)
-    wv = _positive("w", w)
-    bv = _validate.real_param("b", b)
-    if not isinstance(method, str) or method not in GE2E_METHODS:
-        raise ValueError(
-            f"{func}: method must be one of {', '.join(map(repr, GE2E_METHODS))}; got {method!r}"
-        )
+    wv = SPECS[func].check("w", w)
+    bv = SPECS[func].check("b", b)
+    method = SPECS[func].check("method", method)
     (e3,), dtype = _pairwise.embeddings(func, {"embeddings": embeddings}, ndim=3)
     S, U, d = e3.shape
     if S < 2 or U < 2:
@@ -642,6 +632,7 @@ def ge2e_loss(
     return value, out.reshape(S, U, d)
 
 
+@api
 @_validate.ieee
 def arcface_loss(
     embeddings: ArrayLike,
@@ -650,7 +641,7 @@ def arcface_loss(
     *,
     scale: float = 64.0,
     margin: float = 0.5,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """ArcFace, the additive angular margin loss (Deng, Guo, Xue and Zafeiriou 2019).
@@ -669,8 +660,8 @@ def arcface_loss(
     """
     func = "arcface_loss"
     code, return_grad = _reduction(func, reduction, return_grad)
-    sc = _positive("scale", scale)
-    m = _validate.real_param("margin", margin, ge=0.0)
+    sc = SPECS[func].check("scale", scale)
+    m = SPECS[func].check("margin", margin)
     (e, wt), dtype = _pairwise.embeddings(func, {"embeddings": embeddings, "weight": weight})
     n, c = e.shape[0], wt.shape[0]
     y = _pairwise.int_labels(func, labels, n)
@@ -698,6 +689,7 @@ def arcface_loss(
     )
 
 
+@api
 @_validate.ieee
 def kmeans_inertia(
     x: ArrayLike,
@@ -720,7 +712,7 @@ def kmeans_inertia(
     (2.0, [0, 0, 1])
     """
     func = "kmeans_inertia"
-    return_grad = _validate.bool_param("return_grad", return_grad)
+    return_grad = SPECS[func].check("return_grad", return_grad)
     (xa, ca), dtype = _pairwise.embeddings(func, {"x": x, "centers": centers})
     n, k = xa.shape[0], ca.shape[0]
     if k == 0:

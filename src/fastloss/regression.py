@@ -1,15 +1,7 @@
 """Regression losses: MSE, MAE, RMSE, Huber, smooth L1, log-cosh, pseudo-Huber, pinball.
 
-Common parameters
------------------
-pred, target : array_like
-    Predictions and targets of identical shape (no broadcasting).
-weight : array_like, optional
-    Per-element weights broadcastable to ``pred``. ``"none"`` returns ``w * l``, ``"sum"`` is
-    ``sum(w * l)`` and ``"mean"`` is the weighted mean ``sum(w * l) / sum(w)``.
-reduction : {"mean", "sum", "none"}
-return_grad : bool
-    Also return d(result)/d(pred), of ``pred``'s shape, computed in the same pass.
+Each function is its signature, its docstring (the parameters' sections come from its spec in
+``fastloss._specs``) and one call of the elementwise driver.
 """
 
 from __future__ import annotations
@@ -17,44 +9,45 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from fastloss import _elementwise, _validate
-
-ArrayLike = Any
+from fastloss import _elementwise
+from fastloss._specs import SPECS, ReductionName, api
 
 __all__ = ["huber", "log_cosh", "mae", "mse", "pinball", "pseudo_huber", "rmse", "smooth_l1"]
 
 
-def _pair(func: str, loss: str, pred, target, params=None, **kw) -> Any:
-    return _elementwise.run(func, loss, {"pred": pred, "target": target}, params=params or {}, **kw)
+def _pair(name: str, pred: ArrayLike, target: ArrayLike, **kw: Any) -> Any:
+    return _elementwise.run(SPECS[name], {"pred": pred, "target": target}, **kw)
 
 
+@api
 def mse(
     pred: ArrayLike,
     target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Mean squared error, ``l = (pred - target)^2``; ``dl/dpred = 2 (pred - target)``.
 
     Matches ``torch.nn.functional.mse_loss`` (and ``sklearn.metrics.mean_squared_error``).
-    See the module docstring for the common parameters.
 
     >>> import fastloss
     >>> float(fastloss.mse([1.0, 2.0, 3.0], [1.0, 2.0, 5.0]))
     1.3333333333333333
     """
-    return _pair("mse", "mse", pred, target, weight=weight, reduction=reduction, return_grad=return_grad)
+    return _pair("mse", pred, target, weight=weight, reduction=reduction, return_grad=return_grad)
 
 
+@api
 def mae(
     pred: ArrayLike,
     target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Mean absolute error, ``l = |pred - target|``; ``dl/dpred = sign(pred - target)`` (0 at 0).
@@ -65,15 +58,16 @@ def mae(
     >>> float(fastloss.mae([1.0, 2.0, 3.0], [2.0, 2.0, 5.0]))
     1.0
     """
-    return _pair("mae", "mae", pred, target, weight=weight, reduction=reduction, return_grad=return_grad)
+    return _pair("mae", pred, target, weight=weight, reduction=reduction, return_grad=return_grad)
 
 
+@api
 def rmse(
     pred: ArrayLike,
     target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Root mean squared error, ``sqrt(sum(w (pred - target)^2) / sum(w))``.
@@ -86,10 +80,7 @@ def rmse(
     >>> float(fastloss.rmse([0.0, 0.0], [3.0, 4.0]))
     3.5355339059327378
     """
-    if reduction != "mean":
-        _validate.reduction_code(reduction)
-        raise ValueError(f"rmse supports only reduction='mean', got {reduction!r}")
-    res = _pair("rmse", "mse", pred, target, weight=weight, reduction="mean", return_grad=return_grad)
+    res = _pair("rmse", pred, target, weight=weight, reduction=reduction, return_grad=return_grad)
     if not return_grad:
         return np.sqrt(res)
     m, g = res
@@ -102,13 +93,14 @@ def rmse(
     return r, g
 
 
+@api
 def huber(
     pred: ArrayLike,
     target: ArrayLike,
     *,
     delta: float = 1.0,
     weight: ArrayLike | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Huber loss: ``0.5 d^2`` if ``|d| < delta`` else ``delta (|d| - 0.5 delta)``, ``d = pred - target``.
@@ -121,26 +113,25 @@ def huber(
     >>> float(fastloss.huber([0.0, 0.0], [0.5, 3.0]))
     1.3125
     """
-    d = _validate.real_param("delta", delta, gt=0.0, finite=False)  # inf: the quadratic limit
     return _pair(
-        "huber",
         "huber",
         pred,
         target,
-        {"delta": d},
+        params={"delta": delta},
         weight=weight,
         reduction=reduction,
         return_grad=return_grad,
     )
 
 
+@api
 def smooth_l1(
     pred: ArrayLike,
     target: ArrayLike,
     *,
     beta: float = 1.0,
     weight: ArrayLike | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Smooth L1: ``0.5 d^2 / beta`` if ``|d| < beta`` else ``|d| - 0.5 beta``; ``beta = 0`` is L1.
@@ -151,29 +142,26 @@ def smooth_l1(
     >>> float(fastloss.smooth_l1([0.0, 0.0], [0.5, 3.0]))
     1.3125
     """
-    b = _validate.real_param("beta", beta, ge=0.0)
-    if b == 0.0:
-        return _pair(
-            "smooth_l1", "mae", pred, target, weight=weight, reduction=reduction, return_grad=return_grad
-        )
+    b = SPECS["smooth_l1"].check("beta", beta)
     return _pair(
-        "smooth_l1",
         "smooth_l1",
         pred,
         target,
-        {"beta": b},
+        kernel="mae" if b == 0.0 else "smooth_l1",
+        params={} if b == 0.0 else {"beta": b},
         weight=weight,
         reduction=reduction,
         return_grad=return_grad,
     )
 
 
+@api
 def log_cosh(
     pred: ArrayLike,
     target: ArrayLike,
     *,
     weight: ArrayLike | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Log-cosh loss, ``l = log(cosh(d))``, ``d = pred - target``; ``dl/dpred = tanh(d)``.
@@ -186,18 +174,17 @@ def log_cosh(
     >>> round(float(fastloss.log_cosh([0.0], [1.0])), 12)
     0.433780830483
     """
-    return _pair(
-        "log_cosh", "log_cosh", pred, target, weight=weight, reduction=reduction, return_grad=return_grad
-    )
+    return _pair("log_cosh", pred, target, weight=weight, reduction=reduction, return_grad=return_grad)
 
 
+@api
 def pseudo_huber(
     pred: ArrayLike,
     target: ArrayLike,
     *,
     delta: float = 1.0,
     weight: ArrayLike | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Pseudo-Huber loss, ``delta^2 (sqrt(1 + (d / delta)^2) - 1)``; ``dl/dpred = d / sqrt(1 + (d/delta)^2)``.
@@ -209,26 +196,25 @@ def pseudo_huber(
     >>> round(float(fastloss.pseudo_huber([0.0], [1.0])), 12)
     0.414213562373
     """
-    d = _validate.real_param("delta", delta, gt=0.0, finite=False)  # inf: the quadratic limit
     return _pair(
-        "pseudo_huber",
         "pseudo_huber",
         pred,
         target,
-        {"delta": d},
+        params={"delta": delta},
         weight=weight,
         reduction=reduction,
         return_grad=return_grad,
     )
 
 
+@api
 def pinball(
     pred: ArrayLike,
     target: ArrayLike,
     *,
     quantile: float = 0.5,
     weight: ArrayLike | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Pinball (quantile) loss: ``q (t - p)`` if ``t >= p`` else ``(q - 1)(t - p)``.
@@ -240,13 +226,11 @@ def pinball(
     >>> float(fastloss.pinball([0.0, 0.0], [1.0, -1.0], quantile=0.9))
     0.5
     """
-    q = _validate.real_param("quantile", quantile, ge=0.0, le=1.0)
     return _pair(
-        "pinball",
         "pinball",
         pred,
         target,
-        {"quantile": q},
+        params={"quantile": quantile},
         weight=weight,
         reduction=reduction,
         return_grad=return_grad,

@@ -12,10 +12,10 @@ import math
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fastloss import _backend, _validate
-
-ArrayLike = Any
+from fastloss._specs import SPECS, Reduction, ReductionName, api
 
 __all__ = ["dice_loss", "jaccard_loss", "tversky_loss"]
 
@@ -24,8 +24,7 @@ _CHUNK_PAIRS = 2**18
 
 
 def _prepare(func: str, pred: Any, target: Any, activation: object):
-    if not (activation is None or (isinstance(activation, str) and activation in ACTIVATIONS)):
-        raise ValueError(f"{func}: activation must be None, 'sigmoid' or 'softmax'; got {activation!r}")
+    activation = SPECS[func].check("activation", activation)
     p = _validate.as_array(pred, "pred")
     if p.ndim < 3:
         raise ValueError(
@@ -77,13 +76,16 @@ def _overlap(
     alpha: float = 0.5,
     beta: float = 0.5,
 ) -> Any:
-    code = _validate.reduction_code(reduction)
-    return_grad = _validate.bool_param("return_grad", return_grad)
-    nr = _validate.real_param("smooth_nr", smooth_nr, ge=0.0)
-    dr = _validate.real_param("smooth_dr", smooth_dr, ge=0.0)
-    sq = _validate.bool_param("squared", squared)
-    bt = _validate.bool_param("batch", batch)
-    bg = _validate.bool_param("include_background", include_background)
+    spec = SPECS[func]
+    code = spec.check("reduction", reduction)
+    return_grad = spec.check("return_grad", return_grad)
+    nr = spec.check("smooth_nr", smooth_nr)
+    dr = spec.check("smooth_dr", smooth_dr)
+    sq = spec.check("squared", squared) if "squared" in spec.by_name else squared
+    bt = spec.check("batch", batch)
+    bg = spec.check("include_background", include_background)
+    if "alpha" in spec.by_name:
+        alpha, beta = spec.check("alpha", alpha), spec.check("beta", beta)
     x, dense, labels, dtype, shape, act = _prepare(func, pred, target, activation)
     nt = _backend.thread_arg()
     kernels = _backend.kernels()
@@ -95,7 +97,7 @@ def _overlap(
     chunks = [(0, B)] if B <= rows else [(b0, min(B, b0 + rows)) for b0 in range(0, B, rows)]
     whole = len(chunks) == 1
     size = (C - first) * (1 if bt else B)  # the number of loss terms
-    w = 1.0 / size if code == 2 and size else 1.0
+    w = 1.0 / size if code == Reduction.MEAN and size else 1.0
     grad = None if whole or not return_grad else np.empty(x.shape, dtype)
     coef = None
     if bt:  # one loss per channel, of the sums over the batch
@@ -110,12 +112,12 @@ def _overlap(
                 grad = _chunk_grad(kernels, x, dense, labels, b0, b1, whole, act, sq, coef, nt, grad)
         losses, partials = f, [f.sum()]
     else:  # one loss per (batch, channel): each chunk on its own, its losses kept (none) or summed
-        losses = None if whole or code != 0 else np.empty((B, C - first), dtype)
+        losses = None if whole or code != Reduction.NONE else np.empty((B, C - first), dtype)
         partials = []
         for b0, b1 in chunks:
             s = _chunk_sums(func, kernels, x, dense, labels, b0, b1, whole, act, sq, nt, shape)
             f, df_di, df_dp = _overlap_formula(kind, s, first, False, nr, dr, alpha, beta, return_grad)
-            if code != 0:
+            if code != Reduction.NONE:
                 partials.append(f.sum())
             elif whole:
                 losses = f
@@ -124,11 +126,11 @@ def _overlap(
             if return_grad:
                 coef = _coefs(coef, b1 - b0, C, first, w, df_di, df_dp)
                 grad = _chunk_grad(kernels, x, dense, labels, b0, b1, whole, act, sq, coef, nt, grad)
-    if code == 0:
+    if code == Reduction.NONE:
         value = losses.astype(dtype, copy=False)
     else:
         total = partials[0] if whole else np.sum(partials)
-        value = dtype.type(total if code == 1 else (total / size if size else np.nan))
+        value = dtype.type(total if code == Reduction.SUM else (total / size if size else np.nan))
     if not return_grad:
         return value
     return value, grad.reshape(shape)
@@ -197,6 +199,7 @@ def _overlap_formula(kind, sums, first, over_batch, nr, dr, alpha, beta, need_gr
     return 1.0 - num / den, df_di, df_dp
 
 
+@api
 def dice_loss(
     pred: ArrayLike,
     target: ArrayLike,
@@ -207,7 +210,7 @@ def dice_loss(
     batch: bool = False,
     include_background: bool = True,
     activation: str | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Soft Dice loss ``1 - (2 I + smooth_nr) / (P + G + smooth_dr)`` per (batch, channel), as MONAI's
@@ -244,6 +247,7 @@ def dice_loss(
     )
 
 
+@api
 def jaccard_loss(
     pred: ArrayLike,
     target: ArrayLike,
@@ -254,7 +258,7 @@ def jaccard_loss(
     batch: bool = False,
     include_background: bool = True,
     activation: str | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Soft Jaccard (IoU) loss ``1 - (2 I + smooth_nr) / (2 (P + G - I) + smooth_dr)``, as MONAI's
@@ -281,6 +285,7 @@ def jaccard_loss(
     )
 
 
+@api
 def tversky_loss(
     pred: ArrayLike,
     target: ArrayLike,
@@ -292,7 +297,7 @@ def tversky_loss(
     batch: bool = False,
     include_background: bool = True,
     activation: str | None = None,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Tversky loss ``1 - (TP + smooth_nr) / (TP + alpha FP + beta FN + smooth_dr)``, as MONAI's
@@ -304,8 +309,6 @@ def tversky_loss(
     >>> round(float(fastloss.tversky_loss(p, np.array([[[1.0, 0.0, 1.0, 0.0]]]), alpha=0.7, beta=0.3)), 6)
     0.205607
     """
-    a = _validate.real_param("alpha", alpha, ge=0.0)
-    b = _validate.real_param("beta", beta, ge=0.0)
     return _overlap(
         "tversky_loss",
         "tversky",
@@ -319,6 +322,6 @@ def tversky_loss(
         activation=activation,
         reduction=reduction,
         return_grad=return_grad,
-        alpha=a,
-        beta=b,
+        alpha=alpha,
+        beta=beta,
     )

@@ -15,11 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fastloss import _validate
+from fastloss._specs import SPECS, Reduction, ReductionName, api
 from fastloss.regression import mae, mse
-
-ArrayLike = Any
 
 __all__ = [
     "flow_matching_loss",
@@ -70,6 +70,7 @@ def _gram(f: np.ndarray, k: float, normalize: bool) -> np.ndarray:
 # Style and perceptual losses
 
 
+@api
 def gram_matrix(features: ArrayLike, *, normalize: bool = True) -> np.ndarray:
     """Gram matrix of a feature map, ``G = F F^T / (C H W)`` (Gatys et al., 2016).
 
@@ -101,13 +102,14 @@ def gram_matrix(features: ArrayLike, *, normalize: bool = True) -> np.ndarray:
     >>> gram_matrix(np.ones((2, 3, 3))).shape
     (2, 2)
     """
-    normalize = _validate.bool_param("normalize", normalize)
+    normalize = SPECS["gram_matrix"].check("normalize", normalize)
     (f,), _ = _arrays(("features",), (features,))
     stack, k = _stack(f, "features")
     g = _gram(stack, k, normalize)
     return g if f.ndim == 4 else g[0]
 
 
+@api
 @_validate.ieee
 def style_loss(features_a: ArrayLike, features_b: ArrayLike, *, return_grad: bool = False) -> Any:
     """Style loss: the mean squared difference of the two normalised Gram matrices.
@@ -128,7 +130,7 @@ def style_loss(features_a: ArrayLike, features_b: ArrayLike, *, return_grad: boo
     >>> float(style_loss(a, np.zeros((2, 2))))  # G_a = I / 4, so mean(G_a^2) = (2 / 16) / 4
     0.03125
     """
-    return_grad = _validate.bool_param("return_grad", return_grad)
+    return_grad = SPECS["style_loss"].check("return_grad", return_grad)
     (fa, fb), dtype = _arrays(("features_a", "features_b"), (features_a, features_b))
     sa, k = _stack(fa, "features_a")
     sb, _ = _stack(fb, "features_b")
@@ -148,11 +150,12 @@ def style_loss(features_a: ArrayLike, features_b: ArrayLike, *, return_grad: boo
     return value, (grad_a, grad_b)
 
 
+@api
 def perceptual_loss(
     features_a: ArrayLike,
     features_b: ArrayLike,
     *,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Perceptual (feature reconstruction) loss: the MSE between two feature maps of the same shape.
@@ -169,7 +172,7 @@ def perceptual_loss(
     >>> float(perceptual_loss([[1.0, 2.0]], [[1.0, 4.0]]))
     2.0
     """
-    return_grad = _validate.bool_param("return_grad", return_grad)
+    return_grad = SPECS["perceptual_loss"].check("return_grad", return_grad)
     features_a = _validate.as_array(features_a, "features_a")  # errors name these, not mse's pred/target
     features_b = _validate.as_array(features_b, "features_b")
     if not return_grad:
@@ -182,6 +185,7 @@ def perceptual_loss(
 # Temporal consistency
 
 
+@api
 def temporal_consistency_loss(frames: ArrayLike, *, p: int = 1, return_grad: bool = False) -> Any:
     """Temporal consistency of a sequence of frames: the mean size of the frame-to-frame change.
 
@@ -205,9 +209,8 @@ def temporal_consistency_loss(frames: ArrayLike, *, p: int = 1, return_grad: boo
     >>> float(temporal_consistency_loss(frames, p=2))
     1.25
     """
-    return_grad = _validate.bool_param("return_grad", return_grad)
-    if isinstance(p, (bool, np.bool_)) or p not in (1, 2):
-        raise ValueError(f"p must be 1 or 2, got {p!r}")
+    return_grad = SPECS["temporal_consistency_loss"].check("return_grad", return_grad)
+    p = SPECS["temporal_consistency_loss"].check("p", p)
     (y,), dtype = _arrays(("frames",), (frames,))
     if y.ndim < 1 or y.shape[0] < 2:
         raise ValueError(f"frames must have shape (T, ...) with T >= 2 frames, got shape {y.shape}")
@@ -255,6 +258,7 @@ def _permutation(perm: ArrayLike, n: int) -> np.ndarray:
     )
 
 
+@api
 def graph_matching_loss(a1: ArrayLike, a2: ArrayLike, perm: ArrayLike, *, return_grad: bool = False) -> Any:
     """Graph matching loss ``||A1 - P A2 P^T||_F^2`` for a node correspondence ``P``.
 
@@ -282,7 +286,7 @@ def graph_matching_loss(a1: ArrayLike, a2: ArrayLike, perm: ArrayLike, *, return
     >>> float(graph_matching_loss(a1, a2, np.eye(3)))
     4.0
     """
-    return_grad = _validate.bool_param("return_grad", return_grad)
+    return_grad = SPECS["graph_matching_loss"].check("return_grad", return_grad)
     (m1, m2), _ = _arrays(("a1", "a2"), (a1, a2))
     if m1.ndim != 2 or m1.shape[0] != m1.shape[1]:
         raise ValueError(f"a1 and a2 must be square (n, n) matrices, got shape {m1.shape}")
@@ -299,13 +303,14 @@ def graph_matching_loss(a1: ArrayLike, a2: ArrayLike, perm: ArrayLike, *, return
 # Generative-model training losses
 
 
+@api
 @_validate.ieee
 def flow_matching_loss(
     v_pred: ArrayLike,
     x0: ArrayLike,
     x1: ArrayLike,
     *,
-    reduction: str = "mean",
+    reduction: ReductionName = "mean",
     return_grad: bool = False,
 ) -> Any:
     """Conditional flow matching loss with the straight (optimal-transport) path.
@@ -332,20 +337,20 @@ def flow_matching_loss(
     >>> float(flow_matching_loss(np.ones((2, 2)), x0, x1))
     1.0
     """
-    code = _validate.reduction_code(reduction)
-    return_grad = _validate.bool_param("return_grad", return_grad)
+    code = SPECS["flow_matching_loss"].check("reduction", reduction)
+    return_grad = SPECS["flow_matching_loss"].check("return_grad", return_grad)
     (v, a, b), dtype = _arrays(("v_pred", "x0", "x1"), (v_pred, x0, x1))
     if v.ndim < 1:
         raise ValueError(f"v_pred, x0 and x1 must have a sample axis (B, ...), got shape {v.shape}")
     n = v.shape[0]
     target = b - a
-    if code == 0:
+    if code == Reduction.NONE:
         res = mse(v, target, reduction="none", return_grad=return_grad)
         per_elem = res[0] if return_grad else res
         per_sample = per_elem.reshape(n, -1 if n else 0).sum(axis=1, dtype=np.float64).astype(dtype)
         return (per_sample, res[1]) if return_grad else per_sample
     res = mse(v, target, reduction="sum", return_grad=return_grad)
-    if code == 1:
+    if code == Reduction.SUM:
         return res
     value, g = res if return_grad else (res, None)
     value = _validate.scalar(float(value) / n if n else np.nan, dtype)
@@ -354,6 +359,7 @@ def flow_matching_loss(
     return (value, g) if return_grad else value
 
 
+@api
 def prior_preservation_loss(
     pred: ArrayLike,
     target: ArrayLike,
@@ -379,8 +385,8 @@ def prior_preservation_loss(
     >>> float(prior_preservation_loss([1.0, 3.0], [1.0, 1.0], [2.0], [0.0], prior_weight=0.5))
     4.0
     """
-    w = _validate.real_param("prior_weight", prior_weight, ge=0.0)
-    return_grad = _validate.bool_param("return_grad", return_grad)
+    w = SPECS["prior_preservation_loss"].check("prior_weight", prior_weight)
+    return_grad = SPECS["prior_preservation_loss"].check("return_grad", return_grad)
     r1 = mse(pred, target, return_grad=return_grad)
     prior_pred = _validate.as_array(prior_pred, "prior_pred")  # errors name these, not mse's pred/target
     prior_target = _validate.as_array(prior_target, "prior_target")

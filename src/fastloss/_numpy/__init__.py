@@ -2,7 +2,7 @@
 
 from fastloss._numpy.classwise import KERNELS as CLASSWISE_KERNELS
 from fastloss._numpy.classwise import classwise
-from fastloss._numpy.elementwise import LOSSES as ELEMENTWISE_SPECS
+from fastloss._numpy.elementwise import LOSSES as ELEMENTWISE_FORMULAS
 from fastloss._numpy.elementwise import elementwise
 from fastloss._numpy.overlap import overlap_grad, overlap_sums
 from fastloss._numpy.pairwise import (
@@ -14,12 +14,11 @@ from fastloss._numpy.pairwise import (
     sim_ce,
 )
 
-ELEMENTWISE_LOSSES = list(ELEMENTWISE_SPECS)
+ELEMENTWISE_LOSSES = list(ELEMENTWISE_FORMULAS)
 
 __all__ = [
     "CLASSWISE_KERNELS",
     "ELEMENTWISE_LOSSES",
-    "ELEMENTWISE_SPECS",
     "batch_hard",
     "classwise",
     "elementwise",

@@ -8,15 +8,15 @@ import numpy as np
 Arr = np.ndarray
 _INDEX = {
     "cross_entropy",
-    "nll",
-    "softmax_focal",
-    "poly1",
-    "multi_margin_ww1",
-    "multi_margin_ww2",
-    "multi_margin_cs1",
-    "multi_margin_cs2",
+    "nll_loss",
+    "softmax_focal_loss",
+    "poly1_cross_entropy",
+    "multiclass_hinge_ww1",
+    "multiclass_hinge_ww2",
+    "multiclass_hinge_cs1",
+    "multiclass_hinge_cs2",
 }
-_MEAN_BY_POSITION = _INDEX - {"cross_entropy", "nll"}
+_MEAN_BY_POSITION = _INDEX - {"cross_entropy", "nll_loss"}
 _PROB = {"cross_entropy_prob"}
 _MAPS = {"softmax", "log_softmax", "logsumexp"}
 KERNELS = sorted(_INDEX | _PROB | _MAPS)
@@ -115,10 +115,10 @@ def classwise(
             nll = d[np.arange(npos), yc] + log_sum  # lse - x_y
             p = _softmax(xr, shift)
             py = p[np.arange(npos), yc]
-            if kernel == "nll":
+            if kernel == "nll_loss":
                 loss = -wy * xy
                 grad = -wy[:, None] * onehot
-            elif kernel == "softmax_focal":
+            elif kernel == "softmax_focal_loss":
                 gamma = params[0]
                 q = np.sum(np.where(onehot == 1.0, 0.0, p), axis=1)  # 1 - p_y without cancellation
                 lp = -nll
@@ -126,11 +126,11 @@ def classwise(
                 dmod = np.where(q > 0.0, gamma * mod / np.where(q > 0.0, q, 1.0), 0.0)
                 loss = -wy * mod * lp
                 grad = (wy * (mod - dmod * py * lp))[:, None] * (p - onehot)
-            elif kernel == "poly1":
+            elif kernel == "poly1_cross_entropy":
                 q = np.sum(np.where(onehot == 1.0, 0.0, p), axis=1)
                 loss = nll + params[0] * q
                 grad = (1.0 + params[0] * py)[:, None] * (p - onehot)
-            elif kernel.startswith("multi_margin_ww"):
+            elif kernel.startswith("multiclass_hinge_ww"):
                 power = int(kernel[-1])
                 v = params[0] - xy[:, None] + xr
                 h = np.where((onehot == 1.0) | (v < 0.0), 0.0, v)
@@ -139,7 +139,7 @@ def classwise(
                 loss = k * np.sum(h if power == 1 else h * h, axis=1)
                 grad = k[:, None] * dh
                 grad[np.arange(npos), yc] = -k * np.sum(dh, axis=1)
-            elif kernel.startswith("multi_margin_cs"):
+            elif kernel.startswith("multiclass_hinge_cs"):
                 power = int(kernel[-1])
                 others = np.where(onehot == 1.0, -np.inf, xr)
                 if classes == 1:

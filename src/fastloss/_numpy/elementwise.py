@@ -1,44 +1,22 @@
 """NumPy twins of the C++ elementwise functors, and the generic driver around them.
 
-Each loss is a function (a, b, c, params) -> (loss, d loss/da, d loss/dc or None) over float64 arrays,
-plus its domain checks. They follow the same formulas and edge semantics as csrc/fastloss/elementwise.hpp
-(NaN propagates, derivative 0 at kinks), written the way NumPy expresses them; the test suite checks
-the two backends against each other and against independent references.
+Each loss is a function (a, b, c, params) -> (loss, d loss/da, d loss/dc or None) over float64 arrays:
+formulas only. Which inputs a kernel checks, and against which domain, is read from the specs
+(fastloss._specs), as the number of gradients. They follow the same formulas and edge semantics as
+csrc/fastloss/elementwise.hpp (NaN propagates, derivative 0 at kinks), written the way NumPy expresses
+them; the test suite checks the two backends against each other and against independent references.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 
+from fastloss._specs import elementwise_kernels
+
 Arr = np.ndarray
 _LN2 = np.log(2.0)
-
-
-class Check(NamedTuple):
-    arg: int  # 0: a, 1: b, 2: c
-    valid: Callable[[Arr], Arr]
-    message: str
-
-
-class Spec(NamedTuple):
-    fn: Callable[[Arr, Arr, Arr | None, tuple[float, ...]], tuple[Arr, Arr, Arr | None]]
-    arity: int = 2
-    grads: int = 1
-    checks: tuple[Check, ...] = ()
-
-
-def _pm1(x: Arr) -> Arr:
-    return (x == 1.0) | (x == -1.0) | np.isnan(x)
-
-
-def _unit(x: Arr) -> Arr:
-    return ~((x < 0.0) | (x > 1.0))
-
-
-PM1 = "must be exactly -1 or +1"
-UNIT = "must lie in [0, 1]"
 
 
 def _sign(d: Arr) -> Arr:
@@ -182,31 +160,30 @@ def _kl_div_log_target(a, b, c, prm):
     return np.where(p == 0.0, 0.0, p * (b - a)), -p, None
 
 
-def _nonneg(x: Arr) -> Arr:
-    return ~(x < 0.0)
+Formula = Callable[[Arr, Arr, "Arr | None", tuple[float, ...]], tuple[Arr, Arr, "Arr | None"]]
 
-
-LOSSES: dict[str, Spec] = {
-    "mse": Spec(_mse),
-    "mae": Spec(_mae),
-    "huber": Spec(_huber),
-    "smooth_l1": Spec(_smooth_l1),
-    "log_cosh": Spec(_log_cosh),
-    "pseudo_huber": Spec(_pseudo_huber),
-    "pinball": Spec(_pinball),
-    "hinge": Spec(_hinge, checks=(Check(1, _pm1, PM1),)),
-    "squared_hinge": Spec(_squared_hinge, checks=(Check(1, _pm1, PM1),)),
-    "bce": Spec(_bce, checks=(Check(0, _unit, UNIT), Check(1, _unit, UNIT))),
-    "bce_logits": Spec(_bce_logits, checks=(Check(1, _unit, UNIT),)),
-    "bce_logits_pw": Spec(_bce_logits, arity=3, checks=(Check(1, _unit, UNIT),)),
-    "sigmoid_focal": Spec(_sigmoid_focal, checks=(Check(1, _unit, UNIT),)),
-    "margin_ranking": Spec(_margin_ranking, arity=3, grads=2, checks=(Check(1, _pm1, PM1),)),
-    "sigmoid": Spec(_sigmoid_map),
-    "kl_div": Spec(_kl_div, checks=(Check(1, _nonneg, "must be >= 0 (probabilities)"),)),
-    "kl_div_log_target": Spec(_kl_div_log_target),
-    "l1_penalty": Spec(_l1_penalty),
-    "l2_penalty": Spec(_l2_penalty),
+LOSSES: dict[str, Formula] = {
+    "mse": _mse,
+    "mae": _mae,
+    "huber": _huber,
+    "smooth_l1": _smooth_l1,
+    "log_cosh": _log_cosh,
+    "pseudo_huber": _pseudo_huber,
+    "pinball": _pinball,
+    "hinge": _hinge,
+    "hinge_squared": _squared_hinge,
+    "binary_cross_entropy": _bce,
+    "binary_cross_entropy_with_logits": _bce_logits,
+    "binary_cross_entropy_with_logits_pw": _bce_logits,
+    "sigmoid_focal_loss": _sigmoid_focal,
+    "margin_ranking_loss": _margin_ranking,
+    "sigmoid": _sigmoid_map,
+    "kl_div": _kl_div,
+    "kl_div_log_target": _kl_div_log_target,
+    "l1_penalty": _l1_penalty,
+    "l2_penalty": _l2_penalty,
 }
+KERNELS = elementwise_kernels()  # key -> (checked (argument, domain) pairs, gradients)
 
 
 def elementwise(
@@ -222,18 +199,18 @@ def elementwise(
     num_threads: int,
 ) -> tuple[float, float, int, Arr | None, Arr | None, Arr | None]:
     """Same contract as fastloss._core.elementwise: (value, weight_sum, first_bad, out, grad_a, grad_c)."""
-    spec = LOSSES[loss]
+    checks, grads = KERNELS[loss]
     dtype = a.dtype
     args = [x.astype(np.float64, copy=False) if x is not None else None for x in (a, b, c)]
     first_bad = -1
-    for chk in spec.checks:
-        bad = np.flatnonzero(~chk.valid(args[chk.arg]))
+    for arg, domain in checks:
+        bad = np.flatnonzero(~domain.includes(args[arg]))
         if bad.size and (first_bad < 0 or bad[0] < first_bad):
             first_bad = int(bad[0])
     if first_bad >= 0:
         return 0.0, 0.0, first_bad, None, None, None
     with np.errstate(all="ignore"):
-        loss_v, ga, gc = spec.fn(args[0], args[1], args[2], tuple(params))
+        loss_v, ga, gc = LOSSES[loss](args[0], args[1], args[2], tuple(params))
         w = weight.astype(np.float64) if weight is not None else weight_scalar
         wl = w * loss_v
         total = float(np.sum(wl))
@@ -245,6 +222,6 @@ def elementwise(
         if want_grad:
             scale = w / np.float64(wsum) if reduction == 2 else w
             grad_a = (scale * ga).astype(dtype)
-            if spec.grads == 2:
+            if grads == 2:
                 grad_c = (scale * gc).astype(dtype)
     return value, wsum, first_bad, out, grad_a, grad_c

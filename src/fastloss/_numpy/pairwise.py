@@ -14,13 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 from fastloss._numpy.classwise import _lse_parts, _softmax
+from fastloss._specs import SPECS
 
 Arr = np.ndarray
 _ROWS = 256  # rows of the first argument per chunk
 _CE_ROWS = 512  # rows of `a` per chunk in sim_ce
 _BUDGET = 1 << 22  # float64 values per difference temporary (32 MiB)
-METRICS = ("euclidean", "sqeuclidean", "cosine", "manhattan")
-ROWWISE_KERNELS = ("contrastive", "triplet", "cosine_embedding")
+METRICS = SPECS["pairwise_distances"].by_name["metric"].choices
+ROWWISE_KERNELS = ("contrastive_loss", "triplet_margin_loss", "cosine_embedding_loss")
 _COS_EPS = 1e-12  # torch.nn.functional.cosine_embedding_loss's EPSILON
 
 
@@ -396,19 +397,20 @@ def rowwise(
 ) -> tuple[Arr, tuple[Arr, ...] | None]:
     """Row-paired losses loss[i] = f(inputs[0][i], inputs[1][i], ...), float64 (N,).
 
-    kernel "contrastive" ([x1, x2], target in [0, 1], params [margin]), "triplet" ([a, p, n], params
-    [margin, p, eps, swap]: torch.nn.functional.triplet_margin_loss), "cosine_embedding" ([x1, x2],
+    kernel "contrastive_loss" ([x1, x2], target in [0, 1], params [margin]), "triplet_margin_loss"
+    ([a, p, n], params [margin, p, eps, swap]: torch.nn.functional.triplet_margin_loss),
+    "cosine_embedding_loss" ([x1, x2],
     target +-1, params [margin]: torch.nn.functional.cosine_embedding_loss). With want_grad, grads is one
     array per input, grad_scale * d loss[i] / d input row i, of that input's dtype.
     """
     xs = [_f64(x) for x in inputs]
     t = None if target is None else _f64(target)
     with np.errstate(all="ignore"):
-        if kernel == "contrastive":
+        if kernel == "contrastive_loss":
             loss, grads = _rowwise_contrastive(xs, t, params, want_grad)
-        elif kernel == "triplet":
+        elif kernel == "triplet_margin_loss":
             loss, grads = _rowwise_triplet(xs, params, want_grad)
-        elif kernel == "cosine_embedding":
+        elif kernel == "cosine_embedding_loss":
             loss, grads = _rowwise_cosine(xs, t, params, want_grad)
         else:
             raise ValueError(f"rowwise: unknown kernel {kernel!r}; valid: {', '.join(ROWWISE_KERNELS)}")

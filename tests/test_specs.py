@@ -1,0 +1,142 @@
+"""The specs (fastloss._specs) against what they describe: the public functions' signatures, the
+compiled and NumPy kernel tables, and the parameter checks generated from their bounds."""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+import pytest
+from _calls import CALLS
+from conftest import HAVE_CORE
+
+import fastloss
+from fastloss import _numpy, _specs
+from fastloss._specs import FUNCTIONS, SPECS, Interval, Reduction
+
+NOT_LOSSES = {
+    "Composite",
+    "CompositeResult",
+    "MAX_THREADS",
+    "__version__",
+    "get_backend",
+    "get_num_threads",
+    "info",
+    "num_threads",
+    "set_backend",
+    "set_num_threads",
+    "use_backend",
+}
+PUBLIC = sorted(set(fastloss.__all__) - NOT_LOSSES)
+
+
+def test_every_public_function_has_a_spec_and_is_registered():
+    assert sorted(SPECS) == PUBLIC
+    assert sorted(FUNCTIONS) == PUBLIC
+    for name in PUBLIC:
+        assert getattr(fastloss, name) is FUNCTIONS[name]
+        assert FUNCTIONS[name].spec is SPECS[name]
+
+
+def test_every_public_function_has_a_test_call():
+    assert sorted(CALLS) == PUBLIC
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_docstring_has_numpydoc_sections(name):
+    doc = inspect.getdoc(FUNCTIONS[name])
+    for section in ("Parameters\n----------", "Returns\n-------", "Raises\n------", "Examples\n--------"):
+        assert section in doc, f"{name}: no {section.splitlines()[0]} section"
+    for p in SPECS[name].params:
+        assert f"\n{p.name} : " in doc
+
+
+def test_reduction_is_one_enum():
+    assert [int(r) for r in (Reduction.NONE, Reduction.SUM, Reduction.MEAN)] == [0, 1, 2]
+    assert _specs.reduction("mean") is Reduction.MEAN
+    with pytest.raises(ValueError, match="reduction must be one of 'mean', 'sum', 'none'; got 'meen'"):
+        _specs.reduction("meen")
+    with pytest.raises(ValueError, match="rmse supports only reduction='mean', got 'sum'"):
+        _specs.reduction("sum", "rmse", ("mean",))
+    with pytest.raises(TypeError, match="reduction must be a string"):
+        _specs.reduction(2)
+
+
+def test_interval():
+    unit = Interval(0.0, 1.0, True, True)
+    x = np.array([-0.1, 0.0, 0.5, 1.0, 1.5, np.nan])
+    assert unit.includes(x).tolist() == [False, True, True, True, False, True]  # NaN propagates
+    assert unit.describe() == "in [0, 1]" and unit.message == "must lie in [0, 1]"
+    pos = Interval(0.0, math.inf)
+    assert pos.describe() == "> 0" and not pos.contains(0.0) and not pos.contains(math.inf)
+    assert Interval(0.0, math.inf, False, True).contains(math.inf)
+    for domain in (unit, pos, Interval(high=1.0, high_inclusive=True)):
+        assert all(domain.contains(v) for v in domain.inside())
+        assert not any(domain.contains(v) for v in domain.outside())
+
+
+def _kernel_specs(family_of_table):
+    out = []
+    for spec in SPECS.values():
+        for k in spec.kernels:
+            if family_of_table(spec):
+                out.append((spec, k))
+    return out
+
+
+ELEMENTWISE = _kernel_specs(lambda s: s.family == "elementwise")
+CLASSWISE = _kernel_specs(lambda s: s.family in ("classwise", "activation"))
+ROWWISE = _kernel_specs(lambda s: s.family == "rowwise")
+
+
+@pytest.mark.skipif(not HAVE_CORE, reason="the compiled module is not built")
+def test_compiled_kernel_table_matches_the_specs():
+    traits = fastloss._backend._core.KERNEL_TRAITS
+    for spec, k in ELEMENTWISE:
+        t = traits["elementwise"][k.key]
+        args = k.args or tuple(i.name for i in spec.inputs)
+        assert t["arity"] == len(args), k.key
+        assert t["grads"] == max(1, spec.grads), k.key
+        assert t["checks"] == bool(spec.domains(k)), k.key
+        assert t["float_compute"] == spec.float32_lanes, k.key
+    for spec, k in CLASSWISE:
+        t = traits["classwise"][k.key]
+        assert t["loss"] == (spec.family == "classwise"), k.key
+        assert t["index_target"] == (k.target == "index"), k.key
+        assert t["prob_target"] == (k.target == "prob"), k.key
+    for spec, k in ROWWISE:
+        assert traits["rowwise"][k.key]["inputs"] == sum(i.name != "target" for i in spec.inputs), k.key
+    # no kernel that no spec runs
+    for table, claimed in (("elementwise", ELEMENTWISE), ("classwise", CLASSWISE), ("rowwise", ROWWISE)):
+        assert set(traits[table]) == {k.key for _, k in claimed}, table
+
+
+def test_numpy_kernel_tables_match_the_specs():
+    assert set(_numpy.ELEMENTWISE_LOSSES) == {k.key for _, k in ELEMENTWISE}
+    assert set(_numpy.CLASSWISE_KERNELS) == {k.key for _, k in CLASSWISE}
+    assert set(_numpy.pairwise.ROWWISE_KERNELS) == {k.key for _, k in ROWWISE}
+
+
+def test_signature_drift_is_refused_at_import():
+    def huber(pred, target, *, delta=2.0, weight=None, reduction="mean", return_grad=False):
+        """x"""
+
+    with pytest.raises(TypeError, match="does not match its spec"):
+        _specs.api(huber)
+
+
+BAD = [
+    (name, p.name, value, exc)
+    for name, spec in SPECS.items()
+    for p in spec.params
+    for value, exc in p.bad_values()
+]
+
+
+@pytest.mark.parametrize(("name", "param", "value", "exc"), BAD, ids=[f"{n}-{p}-{v!r}" for n, p, v, _ in BAD])
+def test_bad_parameters_from_the_bounds_raise_naming_the_parameter(backend, name, param, value, exc):
+    args, kwargs = CALLS[name](np.random.default_rng(0), np.float64)
+    kwargs = {**kwargs, param: value}
+    with pytest.raises(exc, match=param):
+        FUNCTIONS[name](*args, **kwargs)
