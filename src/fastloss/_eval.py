@@ -20,10 +20,11 @@ from typing import Any, Callable
 import numpy as np
 
 import fastloss
+from fastloss._specs import FUNCTIONS, SPECS
 
 # Options of their own on the command line, never through --param.
 _OWN = ("reduction", "return_grad")
-READABLE = (".npy", ".npz", ".csv", ".txt")
+READABLE = (".npy", ".npz", ".csv")
 
 
 class UsageError(Exception):
@@ -35,13 +36,8 @@ class DataError(Exception):
 
 
 def losses() -> dict[str, Callable[..., Any]]:
-    """Every public loss: the functions of ``fastloss.__all__`` that can return their gradient."""
-    out = {}
-    for name in fastloss.__all__:
-        fn = getattr(fastloss, name)
-        if inspect.isfunction(fn) and "return_grad" in inspect.signature(fn).parameters:
-            out[name] = fn
-    return out
+    """Every public loss, from the specs: the functions that can return their gradient."""
+    return {name: FUNCTIONS[name] for name, spec in SPECS.items() if "return_grad" in spec.by_name}
 
 
 def _array_params(sig: inspect.Signature) -> tuple[list[str], list[str], bool]:
@@ -110,7 +106,7 @@ def _split_key(path: str) -> tuple[str, str | None]:
 def load_array(path: str, *, key: str | None, name: str | None) -> np.ndarray:
     """Read one array. ``.npy`` is memory-mapped (read-only), so a file larger than memory streams
     through the kernel; ``.npz`` members come by key (``FILE.npz:KEY``, then ``--key``, then the
-    argument's name, then the only member); ``.csv``/``.txt`` are comma-separated numbers with an
+    argument's name, then the only member); ``.csv`` files are comma-separated numbers with an
     optional header line, integral columns read as int64 (class labels)."""
     path, own_key = _split_key(path)
     ext = os.path.splitext(path)[1].lower()
@@ -185,10 +181,9 @@ def evaluate(args: Any) -> dict[str, Any]:
             raise UsageError(f"{name} takes no weight")
         kwargs["weight"] = load_array(args.weight, key=args.key, name="weight")
     if args.reduction is not None:
-        default = sig.parameters["reduction"].default if "reduction" in sig.parameters else None
-        if default is None:
+        allowed = SPECS[name].reductions
+        if not allowed:
             raise UsageError(f"{name} has no reduction option")
-        allowed = ["mean", "sum", "none"] + (["batchmean"] if default == "batchmean" else [])
         if args.reduction not in allowed:
             raise UsageError(f"{name}: reduction must be one of {', '.join(allowed)}")
         kwargs["reduction"] = args.reduction
@@ -242,7 +237,8 @@ def run(args: Any) -> int:
         with _backend.use_backend(args.backend or _backend.get_backend()), fastloss.num_threads(args.threads):
             res = evaluate(args)
         if args.out is not None:
-            np.save(args.out, np.asarray(res["value"]))
+            out = np.asarray(res["value"])
+            np.save(args.out, out)
     except UsageError as e:
         print(f"fastloss eval: {e}", file=sys.stderr)
         return 2
@@ -250,12 +246,28 @@ def run(args: Any) -> int:
         print(f"fastloss eval: {e}", file=sys.stderr)
         return 1
     if args.json:
+        if args.out is not None:  # the file holds the values; the JSON says where and what
+            res = {**res, "value": _summary(np.asarray(res["value"]), args.out)}
         print(json.dumps({k: _jsonable(v) for k, v in res.items()}))
+    elif args.out is not None:
+        print(_summary(np.asarray(res["value"]), args.out))
     else:
         _print_value(res["value"])
         for v in res["extra"]:
             _print_value(v)
     return 0
+
+
+def _summary(v: np.ndarray, path: str) -> str:
+    """One line for a value saved with --out: where, its shape and dtype, and its range."""
+    saved = path if path.endswith(".npy") else path + ".npy"  # np.save adds the suffix
+    text = f"wrote {saved}: shape {v.shape}, {v.dtype}"
+    if v.size:
+        with np.errstate(all="ignore"):
+            text += f", min {np.nanmin(v):.6g}, mean {np.nanmean(v):.6g}, max {np.nanmax(v):.6g}"
+        nan = int(np.isnan(v).sum()) if v.dtype.kind == "f" else 0
+        text += f", {nan} nan" if nan else ""
+    return text
 
 
 def add_parser(sub: Any, positive_int: Callable[[str], int]) -> None:
@@ -283,7 +295,11 @@ def add_parser(sub: Any, positive_int: Callable[[str], int]) -> None:
     pe.add_argument("--weight", metavar="FILE", help="per-element (or per-class) weights")
     pe.add_argument("--key", metavar="KEY", help="the member to read from .npz files")
     pe.add_argument("--json", action="store_true", help="print a JSON object (value, inputs, params, time)")
-    pe.add_argument("--out", metavar="FILE.npy", help="also save the value (e.g. reduction=none) as .npy")
+    pe.add_argument(
+        "--out",
+        metavar="FILE.npy",
+        help="save the value (e.g. reduction=none) as .npy and print a one-line summary instead of it",
+    )
     pe.add_argument("--backend", choices=["cpp", "numpy"], help="backend (default: the active one)")
     pe.add_argument("--threads", type=positive_int, metavar="N", help="threads (default: all)")
     pe.set_defaults(func=run)

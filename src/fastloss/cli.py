@@ -189,7 +189,28 @@ def run_bench(
             probe_bytes = 2 * r["size"] * np.dtype(r["dtype"]).itemsize
             r["roof_gbs"] = probe_bytes / t / 1e9
             r["roof_pct"] = 100.0 * r["gbs"] / r["roof_gbs"]
-    return {"info": fastloss.info(), "rounds": list(rounds), "budget_s": budget, "rows": rows}
+    return {
+        "info": fastloss.info(),
+        "rounds": list(rounds),
+        "budget_s": budget,
+        "roof_spread": _probe_spread(probes),
+        "rows": rows,
+    }
+
+
+# A run whose probes of one configuration spread more than this (upper over lower quartile) was measured
+# on a busy machine: the table says so.
+PROBE_SPREAD_WARN = 1.2
+
+
+def _probe_spread(probes: dict[tuple[int, str, int, str], list[float]]) -> float:
+    """The largest upper-to-lower quartile ratio of the roof probe's samples over the configurations."""
+    spread = 1.0
+    for samples in probes.values():
+        if len(samples) >= 4:
+            q1, _, q3 = statistics.quantiles(samples, n=4)
+            spread = max(spread, q3 / q1 if q1 > 0 else 1.0)
+    return spread
 
 
 def _fmt(v: float | None, spec: str = ".2f") -> str:
@@ -203,6 +224,13 @@ def print_table(result: dict[str, Any]) -> None:
         f"median of {_rounds_text(result['rows'])} interleaved runs per case, times in ms"
     )
     print(_roofs_text(result["rows"]))
+    spread = result.get("roof_spread", 1.0)
+    if spread > PROBE_SPREAD_WARN:
+        print(
+            f"warning: the roof probes varied by {100 * (spread - 1):.0f}% within this run (upper over lower "
+            "quartile): the machine was busy, so read the ratios with care and rerun on a quiet machine",
+            file=sys.stderr,
+        )
     hdr = (
         "loss",
         "n",
@@ -331,7 +359,8 @@ def _seconds(s: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fastloss", description=fastloss.__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"fastloss {fastloss.__version__}")
+    sub = p.add_subparsers(dest="command")
     pi = sub.add_parser("info", help="version, backend, compiler, OpenMP, threads, SIMD level, CPU")
     pi.add_argument("--json", action="store_true", help="print a JSON object")
     pi.set_defaults(func=_cmd_info)
@@ -391,7 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # bare `fastloss`: what it can do
+        parser.print_help()
+        return 0
     return args.func(args)
 
 
