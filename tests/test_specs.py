@@ -140,3 +140,9 @@ def test_bad_parameters_from_the_bounds_raise_naming_the_parameter(backend, name
     kwargs = {**kwargs, param: value}
     with pytest.raises(exc, match=param):
         FUNCTIONS[name](*args, **kwargs)
+
+
+def test_package_is_marked_typed():
+    from importlib.resources import files
+
+    assert files("fastloss").joinpath("py.typed").is_file()

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -348,7 +348,7 @@ def kl_div(
     target: ArrayLike,
     *,
     log_target: bool = False,
-    reduction: str = "batchmean",
+    reduction: Literal["batchmean", "sum", "mean", "none"] = "batchmean",
     return_grad: bool = False,
 ) -> Any:
     """Kullback-Leibler divergence terms ``target (log target - input)``, PyTorch's ``kl_div``.
