@@ -4,7 +4,7 @@
 
 OTHER is a directory holding another build's ``fastloss`` package (an unpacked wheel of the commit to
 compare with: ``git worktree add /tmp/base REV && pip wheel /tmp/base --no-deps --no-build-isolation -w
-/tmp/whl && unzip /tmp/whl/*.whl -d /tmp/basepkg``). Every case of ``fastloss bench`` (``_benchcases``)
+/tmp/whl && unzip /tmp/whl/*.whl -d /tmp/basepkg``). Every case of ``fastloss bench`` (``fastloss._bench``)
 is timed in a fresh subprocess per side and round, the two sides alternating (A B, then B A), each case
 the minimum of five timeit repeats. Reported per case: the median over rounds of the per-round ratio
 this / other, and the ratio of the two sides' minima; the summary gives the median of each over the cases
@@ -29,7 +29,7 @@ if other:  # the other build first on the path, and no editable-install finder i
     sys.path.insert(0, other)
     sys.meta_path = [f for f in sys.meta_path if "ScikitBuild" not in type(f).__name__]
 import fastloss
-from fastloss import _benchcases as B
+from fastloss import _bench as B
 n, dtypes, only = int(sys.argv[1]), sys.argv[2].split(","), sys.argv[3]
 out = {}
 for name in (only.split(",") if only else B.NAMES):

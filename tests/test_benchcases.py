@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import fastloss
-from fastloss import _benchcases
+from fastloss import _bench
+from fastloss._bench import common
 
 # Public names that are not losses: backend and thread control, the build information.
 INFRASTRUCTURE = {
@@ -30,9 +31,9 @@ TOL = {"float64": 1e-9, "float32": 1e-4}
 # Peers that compute a known multiple of the case's quantity: scikit-learn's HalfSquaredError is half
 # the squared error.
 SCALE = {("mse", "sklearn"): 0.5}
-# pairwise_dist is compared on the squared distances: NumPy's and PyTorch's BLAS expansion cancels on
+# pairwise_distances is compared on the squared distances: NumPy's and PyTorch's BLAS expansion cancels on
 # the diagonal (a distance of sqrt(eps |x|^2) where fastloss gives the exact 0).
-TRANSFORM = {"pairwise_dist": np.square}
+TRANSFORM = {"pairwise_distances": np.square}
 
 
 def public_losses() -> set[str]:
@@ -50,13 +51,13 @@ def public_losses() -> set[str]:
 
 @functools.cache
 def case(name: str, dtype: str):
-    return _benchcases.build(name, SMALL, dtype)
+    return _bench.build(name, SMALL, dtype)
 
 
 @pytest.fixture(autouse=True)
 def _restore_torch_threads():
     """A torch peer sets torch's thread count; leave it as it was."""
-    torch = _benchcases._torch()
+    torch = common._torch()
     before = torch.get_num_threads() if torch is not None else None
     yield
     if torch is not None:
@@ -107,7 +108,7 @@ def assert_agree(name: str, dtype: str, got, ref, peer: str) -> None:
 
 def test_every_public_loss_has_a_case():
     assert INFRASTRUCTURE <= set(fastloss.__all__), "stale INFRASTRUCTURE list"
-    covered = {f for fs in _benchcases.COVERS.values() for f in fs}
+    covered = {f for fs in _bench.COVERS.values() for f in fs}
     missing = public_losses() - covered
     assert not missing, f"public losses without a benchmark case: {sorted(missing)}"
     unknown = covered - set(fastloss.__all__)
@@ -115,26 +116,26 @@ def test_every_public_loss_has_a_case():
 
 
 def test_covers_lists_every_case_once():
-    names = _benchcases.NAMES + _benchcases.EXTRA
+    names = _bench.NAMES + _bench.EXTRA
     assert len(set(names)) == len(names), "a case is listed twice"
-    assert set(_benchcases.COVERS) == set(names)
+    assert set(_bench.COVERS) == set(names)
 
 
 def test_unknown_case_raises():
     with pytest.raises(ValueError, match="unknown benchmark case"):
-        _benchcases.build("no_such_loss", SMALL, "float64")
+        _bench.build("no_such_loss", SMALL, "float64")
 
 
 def test_pair_rows():
     """N x N cases: N = sqrt(n) rounded to a multiple of 64, at least 64."""
-    assert [_benchcases.pair_rows(n) for n in (1000, 5000, 10**6, 10**7)] == [64, 64, 1024, 3136]
+    assert [_bench.pair_rows(n) for n in (1000, 5000, 10**6, 10**7)] == [64, 64, 1024, 3136]
 
 
 # --------------------------------------------------------------------------------------------------
 # Agreement at a small size
 
 DTYPES = ["float64", "float32"]
-NAMES = list(_benchcases.NAMES)
+NAMES = list(_bench.NAMES)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -162,7 +163,7 @@ def test_peer_agrees(name, dtype, peer, module):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_builds_at_tiny_n(name):
-    c = _benchcases.build(name, 1000, "float32")
+    c = _bench.build(name, 1000, "float32")
     assert c.name == name
     assert c.arrays and all(isinstance(a, np.ndarray) and a.size > 0 for a in c.arrays)
     assert c.nbytes > 0

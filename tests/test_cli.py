@@ -14,7 +14,9 @@ import pytest
 from conftest import needs_core
 
 import fastloss
-from fastloss import _eval, cli
+from fastloss import cli
+from fastloss._bench import eval as _eval
+from fastloss._bench import runner
 
 
 def run_cli(capsys, *argv):
@@ -69,7 +71,7 @@ def test_python_dash_m_and_console_script():
 @needs_core
 def test_bench_quick_tiny_json(capsys, tmp_path):
     path = tmp_path / "r.json"
-    losses = ("mse", "cross_entropy", "pairwise_dist", "dice")
+    losses = ("mse", "cross_entropy", "pairwise_distances", "dice_loss")
     rc, out, _ = run_cli(
         capsys, "bench", "--quick", "--size", 3000, "--loss", *losses, "--repeats", 1, "--json", path
     )
@@ -81,7 +83,7 @@ def test_bench_quick_tiny_json(capsys, tmp_path):
     for r in rows:
         assert r["fastloss_ms"] > 0 and r["numpy_ms"] > 0 and r["rounds"] == 1
         assert r["speedup_numpy"] == pytest.approx(r["numpy_ms"] / r["fastloss_ms"])
-        assert r["roof"] == ("fma" if r["loss"] == "pairwise_dist" else "read")
+        assert r["roof"] == ("fma" if r["loss"] == "pairwise_distances" else "read")
         assert r["roof_pct"] > 0
     assert res["info"]["version"] == fastloss.__version__
 
@@ -112,14 +114,25 @@ def test_bench_plot(capsys, tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "bench.png"
     rc, out, _ = run_cli(
-        capsys, "bench", "--size", 2000, 4000, "--loss", "mse", "pairwise_dist", "--repeats", 1, "--plot", png
+        capsys,
+        "bench",
+        "--size",
+        2000,
+        4000,
+        "--loss",
+        "mse",
+        "pairwise_distances",
+        "--repeats",
+        1,
+        "--plot",
+        png,
     )
     assert rc == 0 and f"plot written to {png}" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_bench_plot_without_matplotlib(capsys, tmp_path, monkeypatch):
-    from fastloss import _plot
+    from fastloss._bench import plot as _plot
 
     monkeypatch.setattr(_plot, "available", lambda: False)
     rc, _, err = run_cli(capsys, "bench", "--loss", "mse", "--plot", tmp_path / "x.png")
@@ -424,4 +437,4 @@ def test_eval_out_json_describes_the_file(capsys, tmp_path, rng):
 def test_bench_warns_when_the_roof_probes_varied(capsys):
     steady = {(10, "float64", 1, "read"): [1.0, 1.01, 0.99, 1.0, 1.02]}
     busy = {(10, "float64", 1, "read"): [1.0, 1.6, 0.9, 1.5, 1.0, 2.0]}
-    assert cli._probe_spread(steady) < cli.PROBE_SPREAD_WARN < cli._probe_spread(busy)
+    assert runner._probe_spread(steady) < runner.PROBE_SPREAD_WARN < runner._probe_spread(busy)

@@ -146,3 +146,9 @@ def test_package_is_marked_typed():
     from importlib.resources import files
 
     assert files("fastloss").joinpath("py.typed").is_file()
+
+
+def test_every_spec_has_a_bench_case_of_its_name():
+    from fastloss import _bench
+
+    assert set(SPECS) <= set(_bench.BUILDERS), sorted(set(SPECS) - set(_bench.BUILDERS))

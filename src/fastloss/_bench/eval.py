@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 import fastloss
+from fastloss._bench import COVERS
 from fastloss._specs import FUNCTIONS, SPECS
 
 # Options of their own on the command line, never through --param.
@@ -67,8 +68,6 @@ def resolve_loss(name: str) -> tuple[str, Callable[..., Any]]:
         return key, table[key]
     close = [n for n in table if key in n] or difflib.get_close_matches(key, table, n=3, cutoff=0.6)
     if not close:  # a bench case's name (bce_with_logits, dice, ...): the functions it times
-        from fastloss._benchcases import COVERS
-
         close = [f for f in COVERS.get(key, ()) if f in table]
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise UsageError(f"unknown loss {name!r}{hint}; the losses are: {', '.join(sorted(table))}")

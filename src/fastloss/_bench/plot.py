@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from fastloss._bench import MEMORY_BOUND
+
 COLORS = {"float32": "tab:blue", "float64": "tab:orange"}
 
 
@@ -59,8 +61,6 @@ def plot(result: dict[str, Any], path: str) -> None:
     ax_bar.set_title(f"fastloss vs NumPy, n = {largest:.0e}, {threads} threads", fontsize=10)
     ax_bar.legend(loc="lower right", fontsize=8)
     ax_bar.grid(axis="x", which="both", alpha=0.3)
-
-    from fastloss._benchcases import MEMORY_BOUND
 
     _time_panel(
         ax_mem, top, "read", "gbs", "bytes read", "roof_gbs", 1e9, "read bandwidth", set(MEMORY_BOUND)
