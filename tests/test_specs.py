@@ -152,3 +152,73 @@ def test_every_spec_has_a_bench_case_of_its_name():
     from fastloss import _bench
 
     assert set(SPECS) <= set(_bench.BUILDERS), sorted(set(SPECS) - set(_bench.BUILDERS))
+
+
+@pytest.mark.parametrize("name", [n for n in PUBLIC if "return_grad" in SPECS[n].by_name])
+def test_gradients_returned_match_the_spec(name):
+    spec = SPECS[name]
+    args, kwargs = CALLS[name](np.random.default_rng(1), np.float64)
+    grads = FUNCTIONS[name](*args, **{**kwargs, "return_grad": True})[-1]
+    got = len(grads) if isinstance(grads, tuple) else 1
+    if spec.inputs[0].name == "arrays":  # the penalties: one gradient per array
+        assert got == len(args)
+    else:  # one per differentiable input given (info_nce's negatives are optional)
+        given = sum(a is not None for a in args[: spec.grads])
+        assert got == min(spec.grads, given) and (got == 1) == (not isinstance(grads, tuple))
+
+
+@pytest.mark.parametrize("module", _specs.STUB_MODULES)
+def test_type_stubs_are_generated_from_the_specs(module):
+    from importlib.resources import files
+
+    stub = files("fastloss").joinpath(f"{module}.pyi").read_text()
+    assert stub == _specs.stub_source(module), "stale stub: run python -m fastloss._specs --write-stubs"
+
+
+USER_CODE = """\
+import numpy as np
+import fastloss
+
+a = np.zeros(3)
+value = fastloss.huber(a, a)
+pair = fastloss.huber(a, a, return_grad=True)
+reveal_type(value)
+reveal_type(pair[1])
+reveal_type(fastloss.margin_ranking_loss(a, a, a, return_grad=True)[1])
+fastloss.mse(a, a, reduction="meen")
+"""
+
+
+def test_mypy_strict_on_user_code_knows_the_results_and_flags_a_bad_reduction(tmp_path):
+    pytest.importorskip("mypy")
+    import subprocess
+    import sys
+
+    (tmp_path / "user.py").write_text(USER_CODE)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "user.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    out = r.stdout
+    revealed = {
+        int(line.split(":")[1]): line.split("Revealed type is ")[1]
+        for line in out.splitlines()
+        if "Revealed type is" in line
+    }
+    assert revealed[7].startswith('"numpy.floating[Any] | numpy.ndarray'), out  # a value
+    assert revealed[8].startswith('"numpy.ndarray'), out  # the gradient: an array, not a pair
+    assert revealed[9].startswith('"tuple[numpy.ndarray'), out  # two gradients
+    assert "user.py:10: error" in out and "reduction: Literal['mean', 'sum', 'none']" in out, out
+    assert "Found 1 error" in out, out

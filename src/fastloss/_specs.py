@@ -877,11 +877,17 @@ def _specs() -> list[Spec]:
             "glue",
             feats,
             (RETURN_GRAD,),
+            grads=2,
             mean="(the squared Gram difference, averaged)",
             matches="Gatys et al. 2016",
         ),
         _spec(
-            "perceptual_loss", "glue", feats, (reduction_param(), RETURN_GRAD), matches="Johnson et al. 2016"
+            "perceptual_loss",
+            "glue",
+            feats,
+            (reduction_param(), RETURN_GRAD),
+            grads=2,
+            matches="Johnson et al. 2016",
         ),
         _spec(
             "temporal_consistency_loss",
@@ -930,6 +936,7 @@ def _specs() -> list[Spec]:
                 ),
             ),
             (RETURN_GRAD,),
+            grads=2,
             matches="the squared Frobenius distance ||A1 - P A2 P^T||^2",
         ),
     ]
@@ -1050,3 +1057,100 @@ def _returns(spec: Spec) -> list[str]:
                 f"    With ``return_grad=True``: the gradients with respect to {', '.join(wrt)}, in order.",
             ]
     return lines
+
+
+# ---------------------------------------------------------------------------------------------------
+# Type stubs: each public module's .pyi is generated from the specs (overloads on return_grad, Literal
+# reductions and choices), and a test checks the checked-in stubs are what this writes.
+
+STUB_MODULES = ("activations", "classification", "metric", "regression", "segmentation", "toolbox")
+_STUB_HEAD = """# Generated from fastloss._specs by `python -m fastloss._specs --write-stubs`; do not edit.
+from typing import Any, Literal, overload
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+Value = np.floating[Any] | NDArray[np.floating[Any]]
+Array = NDArray[np.floating[Any]]
+"""
+
+
+def _annotation(p: Param) -> str:
+    if p.kind == "real":
+        return "float"
+    if p.kind in ("bool", "int"):
+        return p.kind
+    if p.kind == "array":
+        return "ArrayLike | None"
+    lits = ", ".join("None" if c is None else f'"{c}"' for c in p.choices)
+    return f"Literal[{lits}]"
+
+
+def _def(name: str, params: list[str], returns: str) -> str:
+    """One stub signature, on one line where it fits (as ruff formats it)."""
+    line = f"def {name}({', '.join(params)}) -> {returns}: ..."
+    if len(line) <= 110:
+        return line + "\n"
+    return f"def {name}(\n" + "".join(f"    {p},\n" for p in params) + f") -> {returns}: ...\n"
+
+
+def _stub(spec: Spec) -> str:
+    args = [f"{i.name}: ArrayLike" + (" | None = ..." if i.optional else "") for i in spec.inputs]
+    keywords = [f"{p.name}: {_annotation(p)} = ..." for p in spec.params if p.name != "return_grad"]
+    if spec.family == "activation" or not keywords:  # axis may be passed positionally
+        args, keywords = args + keywords, []
+    name = spec.name
+    if "return_grad" not in spec.by_name:
+        out = "Array" if spec.family in ("activation", "elementwise", "pairwise", "glue") else "Value"
+        return _def(name, args + (["*", *keywords] if keywords else []), out)
+    if spec.grads == 1:
+        grad = "Array"
+    elif any(i.optional for i in spec.inputs):  # one gradient per input given
+        grad = "tuple[Array, ...]"
+    else:
+        grad = f"tuple[{', '.join(['Array'] * spec.grads)}]"
+    value, pair = "Value", f"tuple[Value, {grad}]"
+    if spec.name == "kmeans_inertia":  # (inertia, labels[, grads])
+        value = "tuple[np.floating[Any], NDArray[np.int64]]"
+        pair = f"tuple[np.floating[Any], NDArray[np.int64], {grad}]"
+    head = [*args, "*", *keywords]
+    return (
+        "@overload\n"
+        + _def(name, [*head, "return_grad: Literal[False] = ..."], value)
+        + "@overload\n"
+        + _def(name, [*head, "return_grad: Literal[True]"], pair)
+    )
+
+
+def stub_source(module: str) -> str:
+    """The .pyi text of public module `module` (fastloss.<module>)."""
+    names = sorted(n for n, f in FUNCTIONS.items() if f.__module__ == f"fastloss.{module}")
+    body = "".join(_stub(SPECS[n]) for n in names)
+    typing = [t for t in ("Any", "Literal", "overload") if t == "Any" or f"{t}[" in body or f"@{t}" in body]
+    return (
+        _STUB_HEAD.replace(
+            "from typing import Any, Literal, overload", f"from typing import {', '.join(typing)}"
+        )
+        + "\n"
+        + body
+    )
+
+
+def _write_stubs() -> None:
+    import os
+
+    import fastloss
+    from fastloss import _specs  # the copy the public functions registered with (this may run as __main__)
+
+    root = os.path.dirname(fastloss.__file__)
+    for module in STUB_MODULES:
+        with open(os.path.join(root, f"{module}.pyi"), "w") as f:
+            f.write(_specs.stub_source(module))
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--write-stubs"]:
+        raise SystemExit("usage: python -m fastloss._specs --write-stubs")
+    _write_stubs()

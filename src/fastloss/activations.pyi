@@ -1,0 +1,13 @@
+# Generated from fastloss._specs by `python -m fastloss._specs --write-stubs`; do not edit.
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+Value = np.floating[Any] | NDArray[np.floating[Any]]
+Array = NDArray[np.floating[Any]]
+
+def log_softmax(x: ArrayLike, axis: int = ...) -> Array: ...
+def logsumexp(x: ArrayLike, axis: int = ...) -> Array: ...
+def sigmoid(x: ArrayLike) -> Array: ...
+def softmax(x: ArrayLike, axis: int = ...) -> Array: ...
