@@ -222,3 +222,12 @@ def test_mypy_strict_on_user_code_knows_the_results_and_flags_a_bad_reduction(tm
     assert revealed[9].startswith('"tuple[numpy.ndarray'), out  # two gradients
     assert "user.py:10: error" in out and "reduction: Literal['mean', 'sum', 'none']" in out, out
     assert "Found 1 error" in out, out
+
+
+@pytest.mark.parametrize(
+    "name", sorted(NOT_LOSSES - {"MAX_THREADS", "__version__", "CompositeResult", "Composite"})
+)
+def test_the_other_public_functions_have_numpydoc_sections_too(name):
+    doc = inspect.getdoc(getattr(fastloss, name))
+    for section in ("Returns\n-------", "Raises\n------", "Examples\n--------"):
+        assert section in doc, f"{name}: no {section.splitlines()[0]} section"

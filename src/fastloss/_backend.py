@@ -50,16 +50,56 @@ def _check_name(name: object) -> str:
 
 
 def get_backend() -> str:
-    """The backend in use in this thread: ``"cpp"`` (compiled kernels) or ``"numpy"`` (pure NumPy)."""
+    """The backend in use in this thread: ``"cpp"`` (compiled kernels) or ``"numpy"`` (pure NumPy).
+
+    Returns
+    -------
+    str
+        ``"cpp"`` or ``"numpy"``: the calling thread's ``use_backend`` block if it is in one, else the
+        process-wide setting (``set_backend``, or ``FASTLOSS_BACKEND``, or ``"cpp"`` when it is built).
+
+    Raises
+    ------
+    Nothing.
+
+    Examples
+    --------
+    >>> import fastloss
+    >>> fastloss.get_backend() in ("cpp", "numpy")
+    True
+    """
     b = _backend_override.get()
     return _backend if b is _UNSET else b  # type: ignore[return-value]
 
 
 def set_backend(name: str) -> None:
-    """Use backend ``name`` ("cpp" or "numpy") for every later call in this process, in every thread
-    (a ``use_backend`` block still overrides it in its own thread).
+    """Use backend ``name`` for every later call in this process, in every thread (a ``use_backend``
+    block still overrides it in its own thread).
 
-    Raises ImportError for "cpp" when the compiled module is missing, with the reason.
+    Parameters
+    ----------
+    name : {"cpp", "numpy"}
+        The compiled kernels or the pure-NumPy ones.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        For any other name.
+    ImportError
+        For ``"cpp"`` when the compiled module is missing, with the reason.
+
+    Examples
+    --------
+    >>> import fastloss
+    >>> before = fastloss.get_backend()
+    >>> fastloss.set_backend("numpy")
+    >>> fastloss.get_backend()
+    'numpy'
+    >>> fastloss.set_backend(before)
     """
     global _backend
     name = _check_name(name)
@@ -73,6 +113,29 @@ def use_backend(name: str) -> Iterator[None]:
 
     Other Python threads keep their own setting (the process-wide one unless they are in a block of
     their own); blocks nest.
+
+    Parameters
+    ----------
+    name : {"cpp", "numpy"}
+        The backend of the block.
+
+    Returns
+    -------
+    context manager
+
+    Raises
+    ------
+    ValueError
+        For any other name.
+    ImportError
+        For ``"cpp"`` when the compiled module is missing.
+
+    Examples
+    --------
+    >>> import fastloss
+    >>> with fastloss.use_backend("numpy"):
+    ...     fastloss.get_backend()
+    'numpy'
     """
     token = _backend_override.set(_check_name(name))
     try:
@@ -117,8 +180,31 @@ def set_num_threads(n: int | None) -> None:
 
     By default each call uses ``omp_get_max_threads()`` of the calling thread, so ``OMP_NUM_THREADS``
     and ``threadpoolctl`` limits apply. Small inputs always run on one thread, and so does every call
-    in a child process forked after fastloss was imported. ``n`` must lie in ``[1, MAX_THREADS]`` and
-    be a count the process can start (checked once, with a ``ValueError`` otherwise).
+    in a child process forked after fastloss was imported.
+
+    Parameters
+    ----------
+    n : int or None
+        In ``[1, MAX_THREADS]``, and a count the process can start (checked once); None: the default.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        For a non-integer ``n``.
+    ValueError
+        For ``n < 1``, ``n > MAX_THREADS`` or more threads than the process can start.
+
+    Examples
+    --------
+    >>> import fastloss
+    >>> fastloss.set_num_threads(1)
+    >>> fastloss.get_num_threads()
+    1
+    >>> fastloss.set_num_threads(None)
     """
     global _num_threads
     _num_threads = _check_threads(n)
@@ -130,7 +216,25 @@ def _threads_setting() -> int | None:
 
 
 def get_num_threads() -> int:
-    """Threads a large kernel call made now from this thread uses."""
+    """Threads a large kernel call made now from this thread uses.
+
+    Returns
+    -------
+    int
+        The ``num_threads`` block's count, else ``set_num_threads``'s, else ``omp_get_max_threads()``; 1 in
+        a forked child and without the compiled module (unless set).
+
+    Raises
+    ------
+    Nothing.
+
+    Examples
+    --------
+    >>> import fastloss
+    >>> with fastloss.num_threads(2):
+    ...     fastloss.get_num_threads()
+    2
+    """
     n = _threads_setting()
     if _core is None:
         return n or 1
@@ -142,7 +246,29 @@ def get_num_threads() -> int:
 @contextlib.contextmanager
 def num_threads(n: int | None) -> Iterator[None]:
     """Context manager: use ``n`` threads (``None``: the default) for the block, in the calling thread
-    only, then restore. Other Python threads keep their own setting."""
+    only, then restore. Other Python threads keep their own setting.
+
+    Parameters
+    ----------
+    n : int or None
+        As for :func:`set_num_threads`.
+
+    Returns
+    -------
+    context manager
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`set_num_threads`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastloss
+    >>> with fastloss.num_threads(1):
+    ...     float(fastloss.mse(np.zeros(3), np.ones(3)))
+    1.0
+    """
     token = _threads_override.set(_check_threads(n))
     try:
         yield

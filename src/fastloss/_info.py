@@ -31,6 +31,18 @@ def _cpu_model() -> str:
 def info() -> dict[str, Any]:
     """Version, backend, compiler, OpenMP runtime, thread count, SIMD level and CPU, as a dict.
 
+    Returns
+    -------
+    dict
+        What ``fastloss info`` prints: ``version``, ``backend``, ``compiled``, ``compiler``, ``openmp``,
+        ``threads``, ``simd`` (the level in use) and the CPU's description, among others.
+
+    Raises
+    ------
+    Nothing.
+
+    Examples
+    --------
     >>> import fastloss
     >>> sorted(fastloss.info())[:3]
     ['backend', 'compiled', 'compiler']

@@ -665,7 +665,7 @@ def _specs() -> list[Spec]:
             (x,),
             (axis,),
             grads=0,
-            returns="x's shape and dtype",
+            returns="Of x's shape and dtype",
             matches="scipy.special.softmax",
         ),
         _spec(
@@ -674,7 +674,7 @@ def _specs() -> list[Spec]:
             (x,),
             (axis,),
             grads=0,
-            returns="x's shape and dtype",
+            returns="Of x's shape and dtype",
             matches="scipy.special.log_softmax",
         ),
         _spec(
@@ -683,7 +683,7 @@ def _specs() -> list[Spec]:
             (x,),
             (axis,),
             grads=0,
-            returns="x's shape without the axis",
+            returns="Of x's shape without the axis",
             matches="scipy.special.logsumexp",
         ),
         _spec(
@@ -694,7 +694,7 @@ def _specs() -> list[Spec]:
             grads=0,
             kernels=_k("sigmoid", args=("x", "x")),
             float32_lanes=True,
-            returns="x's shape and dtype",
+            returns="Of x's shape and dtype",
             matches="scipy.special.expit",
         ),
     ]
@@ -714,7 +714,7 @@ def _specs() -> list[Spec]:
                 ),
             ),
             grads=0,
-            returns="(N, M) distances",
+            returns="The (N, M) distances",
             matches="scipy.spatial.distance.cdist",
         ),
         _embeddings(
@@ -829,7 +829,8 @@ def _specs() -> list[Spec]:
             reduction=False,
             grads=2,
             mean="(no mean: the weighted sum)",
-            returns="(inertia, labels)",
+            returns="(inertia, labels): the weighted sum of squared distances to the nearest centers, and "
+            "each row's nearest center (int64)",
             matches="sklearn.cluster.KMeans.score and predict",
         ),
     ]
@@ -867,10 +868,10 @@ def _specs() -> list[Spec]:
         _spec(
             "gram_matrix",
             "glue",
-            (Input("features", shape="(B, C, ...)", doc="Feature maps."),),
-            (Param("normalize", True, "bool", doc="Divide by C times the positions."),),
+            (Input("features", shape="(C, N), (C, H, W) or (B, C, H, W)", doc="Feature maps."),),
+            (Param("normalize", True, "bool", doc="Divide by ``C H W`` (or ``C N``)."),),
             grads=0,
-            returns="(B, C, C) Gram matrices",
+            returns="The Gram matrices: (C, C), or (B, C, C) for a batch",
         ),
         _spec(
             "style_loss",
@@ -996,6 +997,9 @@ def _check_signature(spec: Spec, sig: inspect.Signature) -> None:
 
 def _docstring(spec: Spec, doc: str) -> str:
     text = inspect.cleandoc(doc)
+    for section in ("Parameters", "Returns", "Raises"):  # written from the spec, never by hand
+        if f"\n{section}\n---" in text:
+            raise TypeError(f"{spec.name}: its docstring has a {section} section; the spec writes it")
     head, sep, examples = text.partition("\n>>>")
     out = [head.rstrip(), "", "Parameters", "----------"]
     for i in spec.inputs:
@@ -1012,7 +1016,7 @@ def _docstring(spec: Spec, doc: str) -> str:
     out.append("    named) or a parameter outside its bounds.")
     out += ["TypeError", "    Complex, object or string inputs, or a parameter of the wrong type."]
     if spec.matches:
-        out += ["", "See Also", "--------", f"{spec.matches} : the reference whose semantics it follows."]
+        out += ["", "Notes", "-----", f"Follows the semantics of {spec.matches}."]
     if sep:
         out += ["", "Examples", "--------", ">>>" + examples]
     return "\n".join(out) + "\n"
@@ -1039,23 +1043,19 @@ def _param_doc(spec: Spec, p: Param) -> str:
 
 def _returns(spec: Spec) -> list[str]:
     if spec.returns and spec.grads == 0:
-        return ["out : ndarray", f"    Of {spec.returns}."]
-    first = (
-        spec.returns or "The loss: a scalar of the computation dtype, or an array with ``reduction='none'``"
-    )
-    lines = ["value : numpy scalar or ndarray", f"    {first}."]
-    if spec.grads:
-        wrt = [i.name for i in spec.inputs][: spec.grads]
-        if spec.grads == 1:
-            lines += [
-                "grad : ndarray",
-                f"    With ``return_grad=True``: d value / d {wrt[0]}, of its shape and dtype.",
-            ]
-        else:
-            lines += [
-                "grads : tuple of ndarray",
-                f"    With ``return_grad=True``: the gradients with respect to {', '.join(wrt)}, in order.",
-            ]
+        return ["out : ndarray", _wrap(f"{spec.returns}.")]
+    if spec.returns:
+        lines = ["result : tuple", _wrap(f"{spec.returns}.")]
+    else:
+        text = "The loss: a scalar of the computation dtype, or an array with ``reduction='none'``."
+        lines = ["value : numpy scalar or ndarray", _wrap(text)]
+    wrt = [i.name for i in spec.inputs][: spec.grads]
+    if spec.grads == 1:
+        text = f"With ``return_grad=True``: d value / d {wrt[0]}, of its shape and dtype."
+        lines += ["grad : ndarray", _wrap(text)]
+    elif spec.grads > 1:
+        text = f"With ``return_grad=True``: the gradients with respect to {', '.join(wrt)}, in that order."
+        lines += ["grads : tuple of ndarray", _wrap(text)]
     return lines
 
 

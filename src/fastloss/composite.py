@@ -138,7 +138,43 @@ class Composite:
         wrt: tuple[int, ...] | None = None,
         **kwargs: Any,
     ) -> Composite:
-        """Add the term ``weight * fn(*args, **kwargs)``; ``name`` defaults to the function's name."""
+        """Add the term ``weight * fn(*args, **kwargs)``.
+
+        Parameters
+        ----------
+        fn : callable
+            A fastloss function that reduces to a scalar.
+        *args : array_like
+            Its positional arrays; the same object in several terms gets the sum of their gradients.
+        weight : float, default 1.0
+            The term's finite factor in the total.
+        name : str, optional
+            The term's name in the result (default: the function's name; unique).
+        wrt : tuple of int, optional
+            The positions of the differentiable arrays (default: the first ones, one per gradient).
+        **kwargs
+            The function's keyword options (not ``return_grad``: :meth:`evaluate` chooses it).
+
+        Returns
+        -------
+        Composite
+            This composite, so that calls chain.
+
+        Raises
+        ------
+        TypeError
+            For a non-callable ``fn``, a non-string ``name`` or a non-real ``weight``.
+        ValueError
+            For a duplicate name, ``return_grad`` among the options or ``wrt`` outside the arguments.
+
+        Examples
+        --------
+        >>> import fastloss
+        >>> loss = fastloss.Composite().add(fastloss.mse, [1.0], [0.0])
+        >>> loss = loss.add(fastloss.l2_penalty, [2.0], weight=0.5)
+        >>> loss.names
+        ['mse', 'l2_penalty']
+        """
         if not callable(fn):
             raise TypeError(f"Composite.add: fn must be callable, got {type(fn).__name__}")
         w = _TERM_WEIGHT.check(weight)
@@ -171,7 +207,30 @@ class Composite:
         return seen
 
     def evaluate(self, *, return_grad: bool = False) -> CompositeResult:
-        """Every term's value, the weighted total and, with ``return_grad``, d total / d each input."""
+        """Every term's value, the weighted total and, with ``return_grad``, d total / d each input.
+
+        Parameters
+        ----------
+        return_grad : bool, default False
+            Also compute the gradient of the total with respect to every distinct input array.
+
+        Returns
+        -------
+        CompositeResult
+            ``total``, ``terms`` (name -> unweighted value) and, with gradients, ``grads`` and ``grad()``.
+
+        Raises
+        ------
+        ValueError
+            Without terms, or when a term does not reduce to a scalar.
+
+        Examples
+        --------
+        >>> import fastloss
+        >>> res = fastloss.Composite().add(fastloss.mse, [1.0], [0.0]).evaluate(return_grad=True)
+        >>> float(res.total), res.grads[0].tolist()
+        (1.0, [2.0])
+        """
         return_grad = RETURN_GRAD.check(return_grad)
         if not self._terms:
             raise ValueError("Composite.evaluate: no terms; add some with Composite.add")

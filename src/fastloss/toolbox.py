@@ -84,16 +84,6 @@ def gram_matrix(features: ArrayLike, *, normalize: bool = True) -> np.ndarray:
     elements (``H W = 0``) the normalised matrix is ``0 / 0 = nan``. Not a loss: there is no
     ``return_grad`` (:func:`style_loss` differentiates through it).
 
-    Parameters
-    ----------
-    features : array_like, shape (C, N), (C, H, W) or (B, C, H, W)
-    normalize : bool
-        Divide by ``C H W`` (default) or not.
-
-    Returns
-    -------
-    ndarray, shape (C, C) or (B, C, C)
-
     >>> import numpy as np
     >>> from fastloss.toolbox import gram_matrix
     >>> gram_matrix(np.array([[1.0, 2.0], [3.0, 4.0]]), normalize=False)
