@@ -54,6 +54,8 @@ def test_docstring_has_numpydoc_sections(name):
 
 def test_reduction_is_one_enum():
     assert [int(r) for r in (Reduction.NONE, Reduction.SUM, Reduction.MEAN)] == [0, 1, 2]
+    if HAVE_CORE:  # the C++ enum the kernels take
+        assert fastloss._backend._core.REDUCTIONS == {"none": 0, "sum": 1, "mean": 2}
     assert _specs.reduction("mean") is Reduction.MEAN
     with pytest.raises(ValueError, match="reduction must be one of 'mean', 'sum', 'none'; got 'meen'"):
         _specs.reduction("meen")

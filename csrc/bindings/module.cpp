@@ -29,6 +29,12 @@ using namespace fastloss_bind;
 
 namespace {
 
+void check_reduction(int reduction) {
+  using fastloss::Reduction;
+  if (reduction < static_cast<int>(Reduction::none) || reduction > static_cast<int>(Reduction::mean))
+    throw py::value_error("reduction must be 0 (none), 1 (sum) or 2 (mean)");
+}
+
 // The poll function of fastloss::interrupt: runs Python's signal handlers (with the GIL, briefly) and
 // says whether one raised. Outside the main thread it finds nothing, as Python runs handlers there only.
 bool poll_signals() {
@@ -170,7 +176,7 @@ py::tuple elementwise(const std::string& name, const py::array& a, const py::obj
   const int li = static_cast<int>(loss);
   const int dt = dtype_index(a, "a");
   require_usable(a, "a");
-  if (reduction < 0 || reduction > 2) throw py::value_error("reduction must be 0 (none), 1 (sum) or 2 (mean)");
+  check_reduction(reduction);
   if (params.size() > static_cast<std::size_t>(kMaxParams)) throw py::value_error("too many parameters");
   const std::size_t n = static_cast<std::size_t>(a.size());
 
@@ -188,7 +194,7 @@ py::tuple elementwise(const std::string& name, const py::array& a, const py::obj
   for (std::size_t i = 0; i < params.size(); ++i) call.params[i] = params[i];
 
   py::object out = py::none(), grad_a = py::none(), grad_c = py::none();
-  if (reduction == 0) {
+  if (reduction == static_cast<int>(fastloss::Reduction::none)) {
     py::array o = new_like(dt, n);
     call.out = o.mutable_data();
     out = o;
@@ -224,7 +230,7 @@ py::tuple classwise(const std::string& name, const py::array& x, std::size_t out
   const RowTraits tr = g_table->row_traits[ki];
   const int dt = dtype_index(x, "x");
   require_usable(x, "x");
-  if (reduction < 0 || reduction > 2) throw py::value_error("reduction must be 0 (none), 1 (sum) or 2 (mean)");
+  check_reduction(reduction);
   if (params.size() > static_cast<std::size_t>(kMaxParams)) throw py::value_error("too many parameters");
   const std::size_t n = static_cast<std::size_t>(x.size());
   const std::size_t npos = checked_mul(outer, inner, "outer * inner");
@@ -255,7 +261,7 @@ py::tuple classwise(const std::string& name, const py::array& x, std::size_t out
   call.class_weight = input_ptr(class_weight, "class_weight", dt, classes, false);
 
   py::object out = py::none(), grad = py::none(), rows_out = py::none();
-  if (!tr.loss || reduction == 0) {
+  if (!tr.loss || reduction == static_cast<int>(fastloss::Reduction::none)) {
     py::array o = new_like(dt, npos);
     call.out = o.mutable_data();
     out = o;
@@ -713,6 +719,9 @@ PYBIND11_MODULE(_core, m) {
   }
   for (int i = 0; i < kNumRowLosses; ++i)
     rowwise_traits[kRowLossNames[i]] = py::dict(py::arg("inputs") = g_table->row_inputs[i]);
+  m.attr("REDUCTIONS") = py::dict(py::arg("none") = static_cast<int>(fastloss::Reduction::none),
+                                  py::arg("sum") = static_cast<int>(fastloss::Reduction::sum),
+                                  py::arg("mean") = static_cast<int>(fastloss::Reduction::mean));
   m.attr("KERNEL_TRAITS") = py::dict(py::arg("elementwise") = elementwise_traits,
                                      py::arg("classwise") = classwise_traits,
                                      py::arg("rowwise") = rowwise_traits);

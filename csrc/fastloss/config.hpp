@@ -33,6 +33,10 @@
 // object per process, not one per copy).
 namespace fastloss {
 
+// How a loss's per-element terms combine: the codes every front-end passes (Python's
+// fastloss._specs.Reduction mirrors them, and a test checks it against fastloss._core.REDUCTIONS).
+enum class Reduction : int { none = 0, sum = 1, mean = 2 };
+
 // True in a child process forked after this module was loaded. GNU OpenMP cannot start a team in such a
 // child once its parent has run one (the child waits forever on threads that were not copied), so every
 // kernel runs on the calling thread there. The extension registers the at-fork handler that sets it.

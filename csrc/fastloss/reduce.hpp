@@ -28,8 +28,6 @@
 namespace fastloss {
 inline namespace FASTLOSS_ISA_NAMESPACE {
 
-enum class Reduction : int { none = 0, sum = 1, mean = 2 };
-
 constexpr std::size_t kBlock = 2048;
 // Elementwise blocks between two clock reads of the interrupt check (about 30 us of work at memory speed).
 constexpr unsigned kCheckEvery = 32;

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from fastloss._specs import elementwise_kernels
+from fastloss._specs import Reduction, elementwise_kernels
 
 Arr = np.ndarray
 _LN2 = np.log(2.0)
@@ -216,11 +216,11 @@ def elementwise(
         total = float(np.sum(wl))
         wsum = float(np.sum(w)) if weight is not None else weight_scalar * a.size
         # np.float64 division: 0/0 is nan (an empty or zero-weight mean), as IEEE and the C++ kernels say
-        value = float(np.float64(total) / np.float64(wsum)) if reduction == 2 else total
-        out = wl.astype(dtype) if reduction == 0 else None
+        value = float(np.float64(total) / np.float64(wsum)) if reduction == Reduction.MEAN else total
+        out = wl.astype(dtype) if reduction == Reduction.NONE else None
         grad_a = grad_c = None
         if want_grad:
-            scale = w / np.float64(wsum) if reduction == 2 else w
+            scale = w / np.float64(wsum) if reduction == Reduction.MEAN else w
             grad_a = (scale * ga).astype(dtype)
             if grads == 2:
                 grad_c = (scale * gc).astype(dtype)
