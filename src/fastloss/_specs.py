@@ -355,6 +355,7 @@ class Spec:
     mean: str = ""  # what "mean" divides by
     matches: str = ""  # the peer whose semantics it follows
     returns: str = ""  # for a function that is not a loss: what it returns
+    wrt: tuple[str, ...] = ()  # the inputs the gradients are of, when not the first `grads` ones
     by_name: dict[str, Param] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -368,6 +369,11 @@ class Spec:
         """Checked values of the named parameters, in the given (kernel) order."""
         by_name, func = self.by_name, self.name
         return [by_name[k].check(v, func) for k, v in params.items()]
+
+    @property
+    def differentiable(self) -> tuple[str, ...]:
+        """The inputs the gradients are with respect to, in the order they are returned."""
+        return self.wrt or tuple(i.name for i in self.inputs[: self.grads])
 
     def input(self, name: str) -> Input:
         return next(i for i in self.inputs if i.name == name)
@@ -424,11 +430,16 @@ def _classwise(name: str, scores: str, *params: Param, probs: bool = False, **kw
 
 
 def _embeddings(
-    name: str, family: Family, inputs: tuple[Input, ...], *params: Param, reduction: bool = True, **kw: Any
+    name: str,
+    family: Family,
+    inputs: tuple[Input, ...],
+    *params: Param,
+    reductions: tuple[str, ...] | None = ("mean", "sum", "none"),
+    **kw: Any,
 ) -> Spec:
     """A metric-learning loss over rows of embeddings; the mean is over rows unless `mean` says otherwise."""
     kw.setdefault("mean", "the number of rows")
-    tail = ((reduction_param(),) if reduction else ()) + (RETURN_GRAD,)
+    tail = ((reduction_param(*reductions),) if reductions else ()) + (RETURN_GRAD,)
     return _spec(name, family, inputs, (*params, *tail), **kw)
 
 
@@ -735,6 +746,7 @@ def _specs() -> list[Spec]:
             "pairwise",
             (_emb("embeddings"), Input("labels", LABELS, shape="(N,)", doc="Group labels.")),
             margin_nonneg,
+            reductions=("mean", "sum"),  # 'none' would be the N x N matrix of pair losses
             mean="the number of pairs i < j",
             matches="pytorch-metric-learning ContrastiveLoss",
         ),
@@ -826,7 +838,7 @@ def _specs() -> list[Spec]:
             "pairwise",
             (_emb("x"), _emb("centers", "(K, d)", "Cluster centres.")),
             Param("sample_weight", None, "array", doc="N non-negative row weights."),
-            reduction=False,
+            reductions=None,
             grads=2,
             mean="(no mean: the weighted sum)",
             returns="(inertia, labels): the weighted sum of squared distances to the nearest centers, and "
@@ -921,6 +933,7 @@ def _specs() -> list[Spec]:
             ),
             (_real("prior_weight", 1.0, NONNEG, "Weight of the prior term."), RETURN_GRAD),
             grads=2,
+            wrt=("pred", "prior_pred"),
             matches="DreamBooth (Ruiz et al. 2023)",
         ),
         _spec(
@@ -1049,7 +1062,7 @@ def _returns(spec: Spec) -> list[str]:
     else:
         text = "The loss: a scalar of the computation dtype, or an array with ``reduction='none'``."
         lines = ["value : numpy scalar or ndarray", _wrap(text)]
-    wrt = [i.name for i in spec.inputs][: spec.grads]
+    wrt = spec.differentiable
     if spec.grads == 1:
         text = f"With ``return_grad=True``: d value / d {wrt[0]}, of its shape and dtype."
         lines += ["grad : ndarray", _wrap(text)]

@@ -188,11 +188,6 @@ def pairwise_contrastive_loss(
     """
     func = "pairwise_contrastive_loss"
     code, return_grad = _reduction(func, reduction, return_grad)
-    if code == Reduction.NONE:
-        raise ValueError(
-            f"{func}: reduction='none' would be the N x N matrix of pair losses; use 'mean' or 'sum' "
-            "(or pairwise_distances for the distances)"
-        )
     m = SPECS[func].check("margin", margin)
     (x,), dtype = _pairwise.embeddings(func, {"embeddings": embeddings})
     n = x.shape[0]

@@ -207,7 +207,7 @@ def pairwise_contrastive_loss(
     labels: ArrayLike,
     *,
     margin: float = ...,
-    reduction: Literal["mean", "sum", "none"] = ...,
+    reduction: Literal["mean", "sum"] = ...,
     return_grad: Literal[False] = ...,
 ) -> Value: ...
 @overload
@@ -216,7 +216,7 @@ def pairwise_contrastive_loss(
     labels: ArrayLike,
     *,
     margin: float = ...,
-    reduction: Literal["mean", "sum", "none"] = ...,
+    reduction: Literal["mean", "sum"] = ...,
     return_grad: Literal[True],
 ) -> tuple[Value, Array]: ...
 def pairwise_distances(
