@@ -233,3 +233,23 @@ def test_the_other_public_functions_have_numpydoc_sections_too(name):
     doc = inspect.getdoc(getattr(fastloss, name))
     for section in ("Returns\n-------", "Raises\n------", "Examples\n--------"):
         assert section in doc, f"{name}: no {section.splitlines()[0]} section"
+
+
+def test_every_spec_is_checked_against_an_independent_reference():
+    import importlib
+
+    import conftest
+    import references
+    import test_pairwise
+
+    where = dict(references.REFERENCES)
+    where.update({c.fn.__name__: references.ELEMENTWISE for c in conftest.CASES})
+    where.update({c.fn: references.METRIC for c in test_pairwise.CASES})
+    missing = sorted(set(SPECS) - set(where))
+    assert not missing, (
+        f"specs without a reference test (add one, and its entry in tests/references.py): {missing}"
+    )
+    assert set(where) <= set(SPECS), sorted(set(where) - set(SPECS))
+    for name, test in where.items():
+        module, func = test.split("::")
+        assert hasattr(importlib.import_module(module.removesuffix(".py")), func), f"{name}: no {test}"
