@@ -3,16 +3,15 @@ formulation written for the test, or a peer library): the test that does it, as 
 
 ``test_specs.py`` fails for a spec without an entry here, and for an entry naming a test that does not
 exist, so a new loss cannot land without its reference test. The elementwise and metric-learning
-entries are read from those families' case tables (``conftest.CASES``, ``test_pairwise.CASES``): a case
+entries are read from those families' case tables (``conftest.CASES``, ``_pairwise.CASES``): a case
 there is the reference check.
 """
 
 from __future__ import annotations
 
 ELEMENTWISE = "test_elementwise_values.py::test_matches_closed_form"  # every conftest.CASES entry
-METRIC = (
-    "test_pairwise.py::test_values_and_gradients_match_numpy_reference"  # every test_pairwise.CASES entry
-)
+# every _pairwise.CASES entry
+METRIC = "test_metric_losses.py::test_values_and_gradients_match_numpy_reference"
 
 REFERENCES: dict[str, str] = {
     "rmse": "test_elementwise_values.py::test_rmse_closed_form",
@@ -26,7 +25,7 @@ REFERENCES: dict[str, str] = {
     "log_softmax": "test_activations.py::test_activations_match_scipy",
     "logsumexp": "test_activations.py::test_activations_match_scipy",
     "sigmoid": "test_activations.py::test_activations_match_scipy",
-    "pairwise_distances": "test_pairwise.py::test_pairwise_distances_matches_reference",
+    "pairwise_distances": "test_pairwise_distances.py::test_pairwise_distances_matches_reference",
     "dice_loss": "test_segmentation.py::test_all_options_match_reference",
     "jaccard_loss": "test_segmentation.py::test_all_options_match_reference",
     "tversky_loss": "test_segmentation.py::test_all_options_match_reference",

@@ -238,13 +238,13 @@ def test_the_other_public_functions_have_numpydoc_sections_too(name):
 def test_every_spec_is_checked_against_an_independent_reference():
     import importlib
 
+    import _pairwise
     import conftest
     import references
-    import test_pairwise
 
     where = dict(references.REFERENCES)
     where.update({c.fn.__name__: references.ELEMENTWISE for c in conftest.CASES})
-    where.update({c.fn: references.METRIC for c in test_pairwise.CASES})
+    where.update({c.fn: references.METRIC for c in _pairwise.CASES})
     missing = sorted(set(SPECS) - set(where))
     assert not missing, (
         f"specs without a reference test (add one, and its entry in tests/references.py): {missing}"
