@@ -324,7 +324,7 @@ def test_batch_chunks_same_as_whole(backend, kind, monkeypatch):
     """Many (batch, channel) pairs go through the kernels a chunk of batch items at a time (bounded
     memory): the same values and gradients as in one piece, and a bad label in a later chunk is reported
     at its own position."""
-    from fastloss import segmentation
+    from fastloss import _overlap
 
     x, t = make_problem(_seed("chunks", kind), (7, 5, 3), "softmax", "labels")
     whole = {}
@@ -332,7 +332,7 @@ def test_batch_chunks_same_as_whole(backend, kind, monkeypatch):
     for bt, red, bg in cases:
         kw = {"activation": "softmax", "batch": bt, "reduction": red, "include_background": bg}
         whole[bt, red, bg] = call(kind, x, t, return_grad=True, **kw)
-    monkeypatch.setattr(segmentation, "_CHUNK_PAIRS", 10)  # two batch items per chunk
+    monkeypatch.setattr(_overlap, "_CHUNK_PAIRS", 10)  # two batch items per chunk
     for bt, red, bg in cases:
         kw = {"activation": "softmax", "batch": bt, "reduction": red, "include_background": bg}
         v, g = call(kind, x, t, return_grad=True, **kw)
