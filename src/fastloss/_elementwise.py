@@ -76,6 +76,36 @@ def run(
     return result, grad_a.reshape(shape)
 
 
+def root_mean(spec: Spec, inputs: dict[str, Any], **kw: Any) -> Any:
+    """The square root of the (weighted) mean (RMSE); its gradient ``g / (2 r)``, 0 where r is 0."""
+    res = run(spec, inputs, **kw)
+    if not kw.get("return_grad"):
+        return np.sqrt(res)
+    m, g = res
+    r = np.sqrt(m)
+    if r > 0:
+        with np.errstate(invalid="ignore"):  # r = inf: inf * 0 in g is nan, as IEEE says
+            g *= g.dtype.type(0.5 / float(r))
+    elif r == 0:
+        g[...] = 0
+    return r, g
+
+
+def batch_mean(spec: Spec, inputs: dict[str, Any], *, reduction: object, **kw: Any) -> Any:
+    """run(), with reduction "batchmean" as well: the sum divided by the first dimension (nan for none)."""
+    if spec.check("reduction", reduction) is not Reduction.BATCHMEAN:
+        return run(spec, inputs, reduction=reduction, **kw)
+    res = run(spec, inputs, reduction=Reduction.SUM, **kw)
+    shape = np.shape(next(iter(inputs.values())))
+    n = shape[0] if shape else 1
+    if not kw.get("return_grad"):
+        return res / res.dtype.type(n) if n else res.dtype.type(np.nan)
+    value, grad = res
+    if n:
+        grad /= grad.dtype.type(n)
+    return (value / value.dtype.type(n) if n else value.dtype.type(np.nan)), grad
+
+
 def _bad_element_message(
     spec: Spec, loss: str, names: tuple[str, ...], flats: list[np.ndarray], shape: tuple[int, ...], i: int
 ) -> str:

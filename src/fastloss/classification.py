@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 from numpy.typing import ArrayLike
 
 from fastloss import _classwise, _elementwise
-from fastloss._specs import SPECS, Reduction, ReductionName, api
+from fastloss._specs import SPECS, ReductionName, api
 
 __all__ = [
     "cross_entropy",
@@ -366,22 +365,10 @@ def kl_div(
     0.510825623766
     """
     spec = SPECS["kl_div"]
-    loss = "kl_div_log_target" if spec.check("log_target", log_target) else "kl_div"
-    batchmean = spec.check("reduction", reduction) is Reduction.BATCHMEAN
-    res = _elementwise.run(
+    return _elementwise.batch_mean(
         spec,
         {"input": input, "target": target},
-        kernel=loss,
-        reduction=Reduction.SUM if batchmean else reduction,
+        kernel="kl_div_log_target" if spec.check("log_target", log_target) else "kl_div",
+        reduction=reduction,
         return_grad=return_grad,
     )
-    if not batchmean:
-        return res
-    shape = np.shape(input)
-    n = shape[0] if shape else 1
-    if not return_grad:
-        return res / res.dtype.type(n) if n else res.dtype.type(np.nan)
-    value, grad = res
-    if n:
-        grad /= grad.dtype.type(n)
-    return (value / value.dtype.type(n) if n else value.dtype.type(np.nan)), grad

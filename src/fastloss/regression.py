@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from numpy.typing import ArrayLike
 
 from fastloss import _elementwise
@@ -80,17 +79,13 @@ def rmse(
     >>> float(fastloss.rmse([0.0, 0.0], [3.0, 4.0]))
     3.5355339059327378
     """
-    res = _pair("rmse", pred, target, weight=weight, reduction=reduction, return_grad=return_grad)
-    if not return_grad:
-        return np.sqrt(res)
-    m, g = res
-    r = np.sqrt(m)
-    if r > 0:
-        with np.errstate(invalid="ignore"):  # r = inf: inf * 0 in g is nan, as IEEE says
-            g *= g.dtype.type(0.5 / float(r))
-    elif r == 0:
-        g[...] = 0
-    return r, g
+    return _elementwise.root_mean(
+        SPECS["rmse"],
+        {"pred": pred, "target": target},
+        weight=weight,
+        reduction=reduction,
+        return_grad=return_grad,
+    )
 
 
 @api
