@@ -95,8 +95,9 @@ def test_two_python_threads_get_the_sequential_results(backend, name):
     def work(k: int) -> None:
         try:
             start.wait()
-            for _ in range(3):
-                got[k].append(_call(name, *calls[k]))
+            with fastloss.use_backend(backend):  # a new thread starts from the process-wide backend
+                for _ in range(3):
+                    got[k].append(_call(name, *calls[k]))
         except BaseException as e:  # noqa: BLE001  (reported below)
             errors.append(e)
 
