@@ -75,7 +75,7 @@ def class_loss(
     if ignore_index is not None:
         spec.check("ignore_index", ignore_index)
     kernel = kernel or spec.kernels[0].key
-    prob_kernel = next((k.key for k in spec.kernels if k.target == "prob"), None)
+    prob_kernel = spec.prob_kernel  # type: ignore[attr-defined]
     scores_name = spec.inputs[0].name
     # An ignore_index outside int64 matches no target: the same as none.
     kernel_ignore = ignore_index

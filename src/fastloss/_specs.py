@@ -222,31 +222,64 @@ class Param:
     choices: tuple[Any, ...] = ()  # for "choice" (and a "real" that must be one of a few values)
     doc: str = ""
 
-    def check(self, value: object, func: str = "") -> Any:
-        kind = self.kind
-        if kind == "real":
-            return self._real(value, func)
-        if kind == "bool":
-            if not isinstance(value, (bool, np.bool_)):
-                raise TypeError(f"{self.name} must be a bool, got {type(value).__name__}")
-            return bool(value)
-        if kind == "int":
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{func}: {self.name} must be an int, got {type(value).__name__}")
-            return int(value)
-        if kind == "choice":
-            if not isinstance(value, str) and not (value is None and None in self.choices):
-                raise TypeError(f"{func}: {self.name} must be a string, got {type(value).__name__}")
-            if value not in self.choices:
-                raise ValueError(
-                    f"{func}: {self.name} must be one of {', '.join(map(repr, self.choices))}; got {value!r}"
-                )
+    def __post_init__(self) -> None:
+        # The check of each kind, chosen once: a call with a valid value costs a dict lookup or two
+        # comparisons on the common path (this runs on every call of every public function).
+        check = {
+            "real": self._real,
+            "bool": self._bool,
+            "int": self._int,
+            "choice": self._choice,
+            "reduction": self._reduction,
+        }.get(self.kind, self._array)
+        object.__setattr__(self, "check", check)
+        if self.kind == "reduction":
+            object.__setattr__(self, "_codes", {c: _REDUCTIONS[c] for c in self.choices})
+        b = self.bounds
+        object.__setattr__(self, "_b", (b.low, b.low_inclusive, b.high, b.high_inclusive))
+
+    def check(self, value: object, func: str = "") -> Any:  # replaced per instance in __post_init__
+        raise NotImplementedError
+
+    def _bool(self, value: object, func: str = "") -> bool:
+        if value is True or value is False:
             return value
-        if kind == "reduction":
-            return reduction(value, func, self.choices)
+        if not isinstance(value, np.bool_):
+            raise TypeError(f"{self.name} must be a bool, got {type(value).__name__}")
+        return bool(value)
+
+    def _int(self, value: object, func: str = "") -> int:
+        if type(value) is int:
+            return value
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{func}: {self.name} must be an int, got {type(value).__name__}")
+        return int(value)
+
+    def _choice(self, value: object, func: str = "") -> Any:
+        if not isinstance(value, str) and not (value is None and None in self.choices):
+            raise TypeError(f"{func}: {self.name} must be a string, got {type(value).__name__}")
+        if value not in self.choices:
+            raise ValueError(
+                f"{func}: {self.name} must be one of {', '.join(map(repr, self.choices))}; got {value!r}"
+            )
+        return value
+
+    def _reduction(self, value: object, func: str = "") -> Reduction:
+        code = self._codes.get(value) if type(value) is str else None  # type: ignore[attr-defined]
+        return code if code is not None else reduction(value, func, self.choices)
+
+    def _array(self, value: object, func: str = "") -> object:
         return value  # arrays: checked by the family's driver against the input shapes
 
-    def _real(self, value: object, func: str) -> float:
+    def _real(self, value: object, func: str = "") -> float:
+        t = type(value)
+        if (t is float or t is int) and not self.choices:  # the common case: a Python number
+            v = float(value)  # type: ignore[arg-type]
+            b = self.bounds
+            if (v > b.low or (b.low_inclusive and v == b.low)) and (
+                v < b.high or (b.high_inclusive and v == b.high)
+            ):
+                return v  # inside the bounds (NaN is never inside)
         if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
             value = value.item()
         if self.choices:  # one of a few numbers (a power): anything else is a wrong value
@@ -360,6 +393,9 @@ class Spec:
 
     def __post_init__(self) -> None:
         self.by_name.update({p.name: p for p in self.params})
+        # read on every call: computed once
+        prob = next((k.key for k in self.kernels if k.target == "prob"), None)
+        object.__setattr__(self, "prob_kernel", prob)  # the class-wise kernel of probability targets
 
     def check(self, name: str, value: object) -> Any:
         """The checked value of parameter `name` (TypeError/ValueError naming it otherwise)."""
@@ -367,8 +403,10 @@ class Spec:
 
     def checked(self, params: dict[str, object]) -> list[float]:
         """Checked values of the named parameters, in the given (kernel) order."""
-        by_name, func = self.by_name, self.name
-        return [by_name[k].check(v, func) for k, v in params.items()]
+        by_name, func, out = self.by_name, self.name, []
+        for k, v in params.items():  # a loop: cheaper than a comprehension for the one or two there are
+            out.append(by_name[k].check(v, func))
+        return out
 
     @property
     def differentiable(self) -> tuple[str, ...]:
